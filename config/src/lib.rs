@@ -1,0 +1,2 @@
+//! meshgw configuration. (to be written)
+#![forbid(unsafe_code)]

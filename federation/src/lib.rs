@@ -1,0 +1,10 @@
+//! meshgw control plane.
+//!
+//! - [`model`]: services, instances, the summaries clusters exchange, key layout.
+//! - [`store`]: the [`store::CatalogStore`] contract and its etcd and embedded backends.
+//! - [`sync`]: the gateway-to-gateway catalog sync protocol (sans-IO codec and state machine).
+//! - [`api`]: the gRPC catalog API sidecars and operators use.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Embedded single-node store. (to be written)

@@ -1,0 +1,1 @@
+//! etcd-backed store. (to be written)

@@ -1,0 +1,2 @@
+//! meshgw identity. (to be written)
+#![forbid(unsafe_code)]
