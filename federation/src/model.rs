@@ -6,9 +6,13 @@
 //! | key | value |
 //! | --- | --- |
 //! | `{p}/instances/{ns}/{name}/{id}` | [`Instance`] JSON, attached to the instance's lease |
-//! | `{p}/imports/{peer}/{ns}/{name}` | [`ImportRecord`] JSON: a peer's [`ServiceSummary`] |
-//! | `{p}/peers/{peer}/sessions/{replica}` | liveness of a sync session, attached to a short lease |
+//! | `{p}/peers/{peer}/imports/{ns}/{name}` | [`ImportRecord`] JSON: a peer's [`ServiceSummary`] |
+//! | `{p}/peers/{peer}/sessions/{replica}` | liveness of one replica's sync session with the peer, attached to a short lease |
 //! | `{p}/leader` | the replica that runs housekeeping (stale marking), attached to its lease |
+//!
+//! A peer's imports and its session markers share the prefix `{p}/peers/{peer}/`,
+//! so one range read gives a consistent view of both: housekeeping marks imports
+//! stale only when that view holds no live session.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -262,14 +266,20 @@ impl Keys {
         format!("{}{}", self.service_instances(s), id)
     }
 
-    /// Returns the prefix of all imports.
+    /// Returns the prefix holding every peer's imports (and its session
+    /// markers: use [`Keys::parse_import`] to pick out the imports).
     pub fn imports(&self) -> String {
-        format!("{}/imports/", self.prefix)
+        self.peers()
+    }
+
+    /// Returns the prefix of everything stored about one peer.
+    pub fn peer_root(&self, peer: &str) -> String {
+        format!("{}/peers/{}/", self.prefix, peer)
     }
 
     /// Returns the prefix of one peer's imports.
     pub fn peer_imports(&self, peer: &str) -> String {
-        format!("{}/imports/{}/", self.prefix, peer)
+        format!("{}imports/", self.peer_root(peer))
     }
 
     /// Returns the key of one imported service.
@@ -284,7 +294,7 @@ impl Keys {
 
     /// Returns the prefix of one peer's live session markers.
     pub fn peer_sessions(&self, peer: &str) -> String {
-        format!("{}/peers/{}/sessions/", self.prefix, peer)
+        format!("{}sessions/", self.peer_root(peer))
     }
 
     /// Returns the session marker of one replica's session with a peer.
@@ -305,12 +315,20 @@ impl Keys {
         Some((ServiceName::new(ns, name), id.to_string()))
     }
 
-    /// Parses an import key back into (peer, service).
+    /// Parses an import key back into (peer, service); `None` for any other key.
     pub fn parse_import(&self, key: &str) -> Option<(String, ServiceName)> {
-        let rest = key.strip_prefix(&self.imports())?;
+        let rest = key.strip_prefix(&self.peers())?;
+        let mut it = rest.splitn(4, '/');
+        let (peer, kind, ns, name) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        (kind == "imports").then(|| (peer.to_string(), ServiceName::new(ns, name)))
+    }
+
+    /// Parses a session marker key back into (peer, replica); `None` for any other key.
+    pub fn parse_session(&self, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(&self.peers())?;
         let mut it = rest.splitn(3, '/');
-        let (peer, ns, name) = (it.next()?, it.next()?, it.next()?);
-        Some((peer.to_string(), ServiceName::new(ns, name)))
+        let (peer, kind, replica) = (it.next()?, it.next()?, it.next()?);
+        (kind == "sessions").then(|| (peer.to_string(), replica.to_string()))
     }
 }
 
@@ -364,6 +382,10 @@ mod tests {
             k.parse_import(&k.import("gcp", &svc)),
             Some(("gcp".into(), svc))
         );
+        let marker = k.peer_session("gcp", "gw-1");
+        assert_eq!(k.parse_import(&marker), None);
+        assert_eq!(k.parse_session(&marker), Some(("gcp".into(), "gw-1".into())));
+        assert!(marker.starts_with(&k.peer_root("gcp")));
     }
 
     #[test]
