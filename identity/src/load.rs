@@ -1,0 +1,125 @@
+//! Loading certificates, private keys and whole identities from PEM files.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::extensions::GeneralName;
+
+use crate::error::IdentityError;
+
+/// Returns every certificate in the PEM file at `path`, in file order.
+///
+/// Fails if the file cannot be read, is not PEM, or holds no certificate.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| IdentityError::Pem {
+            path: path.to_owned(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(IdentityError::NoCertificates {
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Returns the private key in the PEM file at `path`.
+///
+/// Refuses a key file that its group or other users may read: a mesh key
+/// must be mode 0600 (or stricter).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, IdentityError> {
+    let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::KeyReadableByOthers {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|source| match source {
+        rustls_pki_types::pem::Error::NoItemsFound => IdentityError::NoPrivateKey {
+            path: path.to_owned(),
+        },
+        source => IdentityError::Pem {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Returns the `spiffe://` URI SAN of a certificate, if it has one.
+pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let san = parsed.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+        _ => None,
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    std::fs::read(path).map_err(|source| IdentityError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A certificate chain, its private key and the SPIFFE ID of the leaf.
+pub struct Identity {
+    /// The leaf certificate first, then its intermediates.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The leaf's SPIFFE ID.
+    pub spiffe_id: String,
+}
+
+impl Identity {
+    /// Loads an identity from a chain file (leaf first) and a key file.
+    ///
+    /// Fails if the key is readable by others or the leaf has no SPIFFE ID.
+    /// Whether the key matches the certificate is checked when a TLS
+    /// configuration is built from the identity.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, IdentityError> {
+        let chain = load_certs(cert)?;
+        let spiffe_id = spiffe_id_of(&chain[0]).ok_or_else(|| IdentityError::NoSpiffeId {
+            path: PathBuf::from(cert),
+        })?;
+        let key = load_key(key)?;
+        Ok(Identity {
+            chain,
+            key,
+            spiffe_id,
+        })
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            spiffe_id: self.spiffe_id.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("spiffe_id", &self.spiffe_id)
+            .field("chain_len", &self.chain.len())
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
