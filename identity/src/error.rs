@@ -127,7 +127,7 @@ pub enum PkiError {
 
     /// The cluster has no intermediate CA yet.
     #[error(
-        "no CA for cluster {cluster} in {dir}: run `meshgw ca cluster --dir {dir} {cluster}` first"
+        "no CA for cluster {cluster} in {dir}: run `meshgw ca cluster --dir {dir} --name {cluster}` first"
     )]
     NoClusterCa {
         /// The PKI directory.

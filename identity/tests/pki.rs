@@ -82,6 +82,13 @@ fn issuing_without_a_root_or_cluster_ca_says_what_to_run() {
     let pki = Pki::new("mesh.local", &[]);
     let err = issue_gateway(pki.path(), "aws-us").unwrap_err();
     assert!(matches!(err, PkiError::NoClusterCa { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "run `meshgw ca cluster --dir {} --name aws-us` first",
+            pki.path().display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -37,3 +37,58 @@ pub fn peer_spiffe_id(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
 pub(crate) fn algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::{CertificateError, Error};
+    use rustls_pki_types::{ServerName, UnixTime};
+
+    use super::*;
+    use crate::pki::{init_root, issue_cluster_ca, issue_gateway};
+
+    #[test]
+    fn refusals_carry_a_downcastable_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        init_root(dir.path(), "mesh.local", false).unwrap();
+        issue_cluster_ca(dir.path(), "evil").unwrap();
+        let evil =
+            crate::load::load_certs(&issue_gateway(dir.path(), "evil").unwrap().cert).unwrap();
+        let root = crate::load::load_certs(&dir.path().join("root.pem")).unwrap();
+        let verifier =
+            SpiffeServerVerifier::new("gcp-eu", root, "spiffe://mesh.local/cluster/gcp-eu/gateway")
+                .unwrap();
+        let name = ServerName::try_from("gcp-eu").unwrap();
+        let err = verifier
+            .verify_server_cert(&evil[0], &evil[1..], &name, &[], UnixTime::now())
+            .unwrap_err();
+        let Error::InvalidCertificate(CertificateError::Other(other)) = err else {
+            panic!("unexpected error {err:?}");
+        };
+        let rejected = other.0.downcast_ref::<PeerRejected>().unwrap();
+        assert_eq!(
+            rejected,
+            &PeerRejected::WrongSpiffeId {
+                peer: "gcp-eu".into(),
+                presented: "spiffe://mesh.local/cluster/evil/gateway".into(),
+                expected: "spiffe://mesh.local/cluster/gcp-eu/gateway".into(),
+            }
+        );
+
+        // Without the intermediate the chain cannot be built.
+        let err = verifier
+            .verify_server_cert(&evil[0], &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    }
+
+    #[test]
+    fn empty_bundles_are_refused_at_construction() {
+        let err = SpiffeServerVerifier::new("gcp-eu", vec![], "spiffe://m/cluster/gcp-eu/gateway")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("trust bundle for gcp-eu is empty"),
+            "{err}"
+        );
+    }
+}
