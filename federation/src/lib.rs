@@ -8,3 +8,5 @@
 
 pub mod model;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testutil;

@@ -1,1 +1,0 @@
-//! Embedded single-node store. (to be written)

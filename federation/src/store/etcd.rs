@@ -1,1 +1,0 @@
-//! etcd-backed store. (to be written)
