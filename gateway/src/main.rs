@@ -1,1 +1,57 @@
-fn main() {}
+//! `meshgw`: the multi-cluster service-mesh gateway binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use meshgw_gateway::cli;
+
+/// meshgw connects services across clusters and clouds: edge gateways
+/// federate service catalogs over mutually authenticated QUIC tunnels.
+#[derive(Parser)]
+#[command(name = "meshgw", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs an edge gateway.
+    Gateway {
+        /// Gateway config file (TOML; see docs/config.md).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Development PKI: a mesh root, per-cluster intermediates, and gateway and
+    /// workload certificates with SPIFFE IDs.
+    #[command(subcommand)]
+    Ca(cli::ca::CaCommand),
+    /// Validates a config file; prints every error with file, line and key.
+    Check {
+        /// Gateway config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Shows the mesh as a gateway sees it: peers, tunnels and services.
+    Status(cli::status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::logging::init();
+    let result = match cli.command {
+        Command::Gateway { config } => cli::gateway(&config),
+        Command::Ca(c) => cli::ca::run(c),
+        Command::Check { config } => return cli::check(&config),
+        Command::Status(a) => cli::status::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

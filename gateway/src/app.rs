@@ -1,0 +1,150 @@
+//! Wires a gateway together from its config: store, identity, tunnel
+//! endpoint, sync sessions, import writers, housekeeping, API and admin.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use meshgw_config::GatewayConfig;
+use meshgw_federation::api::CatalogApi;
+use meshgw_federation::model::{Keys, Locality};
+use meshgw_federation::store::CatalogStore;
+use meshgw_identity::{Identity, SpiffeClientVerifier, SpiffeMatch, TrustEntry, load_certs};
+use tokio::sync::watch;
+
+use crate::admin::{self, Ready};
+use crate::imports::{self, PeerImports};
+use crate::metrics::Metrics;
+use crate::peers::{PeerRegistry, RegistrySource};
+use crate::shared::Shared;
+use crate::{exports, housekeeping, store, tunnel};
+
+/// Runs a gateway until SIGINT or SIGTERM.
+pub async fn run(cfg: GatewayConfig) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let id = Identity::load(&cfg.tls.cert, &cfg.tls.key).context("loading the gateway certificate (tls.cert, tls.key)")?;
+    tracing::info!(cluster = %cfg.cluster.name, spiffe_id = %id.spiffe_id, "starting gateway");
+    let store: Arc<dyn CatalogStore> = store::open(&cfg).await?;
+    let keys = Keys::new(cfg.store.prefix());
+    let replica = format!("{}-{}-{:08x}", cfg.cluster.name, std::process::id(), rand::random::<u32>());
+
+    let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &id)?)?;
+    let client_cfgs = tunnel::tls::clients(&cfg, &id)?;
+    let api_listener = tokio::net::TcpListener::bind(cfg.listen.api).await.map_err(|e| {
+        anyhow::anyhow!("cannot bind the API on TCP {}: {e}: is another gateway running? set listen.api to a free port", cfg.listen.api)
+    })?;
+    let admin_listener = admin::bind(cfg.listen.admin).await?;
+
+    let (exports_tx, exports_rx) = watch::channel(Arc::new(BTreeMap::new()));
+    let peer_names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
+    let imports: BTreeMap<String, PeerImports> =
+        peer_names.iter().map(|p| (p.clone(), PeerImports::new())).collect();
+    let registry = PeerRegistry::new(peer_names.iter().map(String::as_str));
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        keys: keys.clone(),
+        replica: replica.clone(),
+        peers: registry.clone(),
+        imports: imports.clone(),
+        exports: exports_rx,
+        endpoint: endpoint.clone(),
+        client_cfgs,
+        metrics: Metrics::new(&cfg.cluster.name),
+    });
+
+    tokio::spawn(exports::run(store.clone(), keys.clone(), cfg.cluster.name.clone(), exports_tx));
+    for (peer, h) in imports {
+        tokio::spawn(imports::run_writer(store.clone(), keys.clone(), peer, h));
+    }
+    tokio::spawn(housekeeping::run(
+        store.clone(),
+        keys.clone(),
+        housekeeping::Housekeeping {
+            peers: peer_names.clone(),
+            replica: replica.clone(),
+            import_ttl: cfg.sync.import_ttl,
+        },
+    ));
+    tokio::spawn(tunnel::accept_loop(shared.clone()));
+    for p in cfg.peers.iter().filter(|p| !p.addresses.is_empty()) {
+        tokio::spawn(tunnel::dial_loop(shared.clone(), p.name.clone()));
+    }
+
+    let ready = Arc::new(Ready::default());
+    tokio::spawn(probe_store(store.clone(), ready.clone()));
+    tokio::spawn(admin::serve(admin_listener, shared.clone(), ready));
+
+    let api = CatalogApi::new(
+        store.clone(),
+        keys.clone(),
+        Locality {
+            cluster: cfg.cluster.name.clone(),
+            region: cfg.cluster.region.clone(),
+            zone: cfg.cluster.zone.clone(),
+        },
+        Arc::new(RegistrySource(registry, Instant::now())),
+    );
+    let api_tls = api_tls(&cfg, &id)?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let api_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|v| *v).await;
+        };
+        meshgw_federation::api::serve(api, api_listener, Some(api_tls), shutdown).await
+    });
+    tracing::info!(
+        cluster = %cfg.cluster.name,
+        tunnel = %cfg.listen.tunnel, api = %cfg.listen.api, admin = %cfg.listen.admin,
+        %replica, "gateway ready"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    endpoint.close(0u32.into(), b"gateway shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+    Ok(())
+}
+
+/// Returns the API's TLS settings: callers must present a certificate of this
+/// mesh's trust domain that chains to `tls.ca`.
+fn api_tls(cfg: &GatewayConfig, id: &Identity) -> Result<Arc<rustls::ServerConfig>> {
+    let bundle = load_certs(&cfg.tls.ca).context("loading tls.ca")?;
+    let verifier = Arc::new(SpiffeClientVerifier::new(vec![TrustEntry {
+        name: "local".into(),
+        bundle,
+        allowed: SpiffeMatch::TrustDomain(cfg.mesh.trust_domain.clone()),
+    }])?);
+    Ok(Arc::new(meshgw_identity::server_config(id, verifier, &[b"h2"])?))
+}
+
+/// Marks the gateway ready while the store answers.
+async fn probe_store(store: Arc<dyn CatalogStore>, ready: Arc<Ready>) {
+    let mut was = None;
+    loop {
+        let ok = tokio::time::timeout(Duration::from_secs(2), store.current_revision())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if was != Some(ok) {
+            if ok {
+                tracing::info!("catalog store reachable");
+            } else {
+                tracing::warn!("catalog store unreachable: serving the last known catalog; writes resume when it returns");
+            }
+            was = Some(ok);
+        }
+        ready.set(ok);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

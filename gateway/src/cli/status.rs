@@ -1,0 +1,192 @@
+//! `meshgw status`: the mesh as one gateway sees it, from its catalog API.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meshgw_config::GatewayConfig;
+use meshgw_federation::api::client;
+use meshgw_federation::api::pb::{ListPeersRequest, ListServicesRequest, PeerView, ServiceView};
+use meshgw_identity::{Identity, SpiffeServerVerifier, client_config, load_certs};
+use serde_json::json;
+
+use crate::peers::unix_ms;
+
+/// Arguments of `meshgw status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The gateway's config file: its API address, CA and certificate are used
+    /// to reach it (run this on the gateway's host).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// API address, when not using --config.
+    #[arg(long, requires_all = ["ca", "cert", "key", "cluster"], conflicts_with = "config")]
+    api: Option<String>,
+    /// Trust bundle for the gateway's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Client certificate (any workload or gateway certificate of the mesh).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Client key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Cluster of the gateway (its SPIFFE ID is checked).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Prints JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Target {
+    api: String,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    gateway_id: String,
+}
+
+fn target(a: &StatusArgs) -> Result<Target> {
+    if let Some(path) = &a.config {
+        let cfg = GatewayConfig::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+        return Ok(Target {
+            api: cfg.listen.api.to_string(),
+            ca: cfg.tls.ca.clone(),
+            cert: cfg.tls.cert.clone(),
+            key: cfg.tls.key.clone(),
+            gateway_id: format!("spiffe://{}/cluster/{}/gateway", cfg.mesh.trust_domain, cfg.cluster.name),
+        });
+    }
+    let (Some(api), Some(ca), Some(cert), Some(key), Some(cluster)) = (&a.api, &a.ca, &a.cert, &a.key, &a.cluster) else {
+        anyhow::bail!("say which gateway: --config FILE, or --api ADDR --ca FILE --cert FILE --key FILE --cluster NAME");
+    };
+    let id = Identity::load(cert, key)?;
+    let td = id
+        .spiffe_id
+        .strip_prefix("spiffe://")
+        .and_then(|r| r.split('/').next())
+        .context("the client certificate has no SPIFFE ID")?
+        .to_string();
+    Ok(Target {
+        api: api.clone(),
+        ca: ca.clone(),
+        cert: cert.clone(),
+        key: key.clone(),
+        gateway_id: format!("spiffe://{td}/cluster/{cluster}/gateway"),
+    })
+}
+
+/// Runs `meshgw status`.
+pub fn run(a: StatusArgs) -> Result<()> {
+    let t = target(&a)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let (peers, services) = rt.block_on(fetch(&t))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&peers, &services))?);
+    } else {
+        print!("{}", render(&t.api, &peers, &services));
+    }
+    Ok(())
+}
+
+async fn fetch(t: &Target) -> Result<(Vec<PeerView>, Vec<ServiceView>)> {
+    let id = Identity::load(&t.cert, &t.key)?;
+    let verifier = SpiffeServerVerifier::new("gateway", load_certs(&t.ca)?, t.gateway_id.clone())?;
+    let tls = client_config(&id, Arc::new(verifier), &[b"h2"])?;
+    let hint = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot talk to the gateway API at {}: {e}\n  is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
+            t.api,
+            t.cert.display(),
+            t.gateway_id
+        )
+    };
+    let connect = client::connect(&t.api, Some(tls));
+    let mut c = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| anyhow::anyhow!(hint(&"timed out after 5s")))?
+        .map_err(|e| anyhow::anyhow!(hint(&e)))?;
+    let peers = c.list_peers(ListPeersRequest {}).await.map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+    let services = c.list_services(ListServicesRequest {}).await.map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+    Ok((peers.into_inner().peers, services.into_inner().services))
+}
+
+fn ago(ms: u64) -> String {
+    if ms == 0 {
+        return "never".into();
+    }
+    let s = unix_ms().saturating_sub(ms) / 1000;
+    format!("{s}s ago")
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// Renders the human-readable tables.
+fn render(api: &str, peers: &[PeerView], services: &[ServiceView]) -> String {
+    let mut out = format!("gateway {api}\n\nPEERS\n");
+    out += &format!(
+        "{:<20} {:<6} {:<22} {:>9} {:>6} {:>10} {:>10} {:<10} {:<12} {}\n",
+        "NAME", "TUNNEL", "ADDRESS", "RTT", "LOST", "SENT", "RECEIVED", "LAST SYNC", "IMPORTS", "LAST ERROR"
+    );
+    for p in peers {
+        out += &format!(
+            "{:<20} {:<6} {:<22} {:>9} {:>6} {:>10} {:>10} {:<10} {:<12} {}\n",
+            p.name,
+            if p.connected { "up" } else { "down" },
+            if p.address.is_empty() { "-" } else { &p.address },
+            if p.connected { format!("{:.2} ms", p.rtt_ms) } else { "-".into() },
+            p.lost_packets,
+            bytes(p.bytes_sent),
+            bytes(p.bytes_received),
+            ago(p.last_sync_ms),
+            format!("{} ({} stale)", p.imports, p.stale_imports),
+            p.last_error
+        );
+    }
+    out += "\nSERVICES\n";
+    out += &format!("{:<32} {:<20} {:<9} {:>8} {:<24} {}\n", "SERVICE", "CLUSTER", "WHERE", "HEALTHY", "ZONES", "STATE");
+    for s in services {
+        for (i, c) in s.clusters.iter().enumerate() {
+            let name = if i == 0 { format!("{}/{}", s.namespace, s.name) } else { String::new() };
+            let state = if c.stale { format!("stale since {}", ago(c.stale_since_ms)) } else { "fresh".into() };
+            out += &format!(
+                "{:<32} {:<20} {:<9} {:>8} {:<24} {}\n",
+                name,
+                c.cluster,
+                if c.local { "local" } else { "imported" },
+                format!("{}/{}", c.healthy, c.total),
+                c.zones.join(","),
+                state
+            );
+        }
+    }
+    out
+}
+
+fn to_json(peers: &[PeerView], services: &[ServiceView]) -> serde_json::Value {
+    json!({
+        "peers": peers.iter().map(|p| json!({
+            "name": p.name, "connected": p.connected, "address": p.address, "rtt_ms": p.rtt_ms,
+            "lost_packets": p.lost_packets, "bytes_sent": p.bytes_sent, "bytes_received": p.bytes_received,
+            "last_sync_ms": p.last_sync_ms, "imports": p.imports, "stale_imports": p.stale_imports,
+            "last_error": p.last_error,
+        })).collect::<Vec<_>>(),
+        "services": services.iter().map(|s| json!({
+            "namespace": s.namespace, "name": s.name,
+            "clusters": s.clusters.iter().map(|c| json!({
+                "cluster": c.cluster, "local": c.local, "healthy": c.healthy, "total": c.total,
+                "weight": c.weight, "zones": c.zones, "stale": c.stale,
+                "stale_since_ms": c.stale_since_ms, "updated_at_ms": c.updated_at_ms,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,100 @@
+//! Catalog federation across three clusters, each with its own store: what is
+//! exported arrives with the right health, what is not never leaves, and every
+//! change (lease expiry, health, deregistration) reaches every peer.
+//! Runs once on etcd and once on the embedded store.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use meshgw_tests::client::Api;
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::wait;
+
+const T: Duration = Duration::from_secs(15);
+
+async fn mesh(backend: Backend) -> Result<Mesh> {
+    MeshBuilder::new()
+        .cluster("a", backend, 1)
+        .cluster("b", backend, 1)
+        .cluster("c", backend, 1)
+        .export("a", "default/payments", &["*"])
+        .export("a", "default/billing", &["b"])
+        .start()
+        .await
+}
+
+/// Waits until `viewer` sees `svc` from cluster `src` with `healthy`/`total`.
+async fn sees(api: &mut Api, svc: &str, src: &str, healthy: u32, total: u32) -> Result<()> {
+    let what = format!("{svc} from {src} with {healthy}/{total} healthy");
+    wait::until(&what, T, || {
+        let mut api = api.clone();
+        async move {
+            let v = api.cluster_view(svc, src).await?;
+            Ok(v.filter(|v| v.healthy == healthy && v.total == total && !v.stale).map(|_| ()))
+        }
+    })
+    .await
+}
+
+async fn scenario(backend: Backend) -> Result<()> {
+    let m = mesh(backend).await?;
+    let mut a = Api::connect(&m, "a").await?;
+    let mut b = Api::connect(&m, "b").await?;
+    let mut c = Api::connect(&m, "c").await?;
+
+    // Not exported, and exported to b only: registered first, so that once
+    // payments (registered after) is visible in c, c has seen everything.
+    let (_, _internal) = a.register_kept("default/internal", "i1", 20).await?;
+    let (_, _billing) = a.register_kept("default/billing", "b1", 20).await?;
+    let (l1, _k1) = a.register_kept("default/payments", "p1", 20).await?;
+    let (_, _k2) = a.register_kept("default/payments", "p2", 20).await?;
+    // p3's lease is short and its keep-alive stops below.
+    let (_, k3) = a.register_kept("default/payments", "p3", 2).await?;
+
+    let r: Result<()> = async {
+        sees(&mut b, "default/payments", "a", 3, 3).await?;
+        sees(&mut c, "default/payments", "a", 3, 3).await?;
+        sees(&mut b, "default/billing", "a", 1, 1).await?;
+        assert!(c.cluster_view("default/billing", "a").await?.is_none(), "billing is exported to b only, yet c sees it");
+        for api in [&mut b, &mut c] {
+            assert!(api.cluster_view("default/internal", "a").await?.is_none(), "internal is not exported, yet a peer sees it");
+        }
+        // The local view in a has all three.
+        assert_eq!(a.cluster_view("default/internal", "a").await?.map(|v| v.healthy), Some(1));
+
+        // Lease expiry: p3's keep-alives stop, its lease (2 s) lapses.
+        drop(k3);
+        sees(&mut b, "default/payments", "a", 2, 2).await?;
+        sees(&mut c, "default/payments", "a", 2, 2).await?;
+
+        // Health change.
+        a.set_health("default/payments", "p2", false).await?;
+        sees(&mut b, "default/payments", "a", 1, 2).await?;
+        sees(&mut c, "default/payments", "a", 1, 2).await?;
+
+        // Deregistration; the last one removes the service from the peers.
+        a.deregister("default/payments", "p1", l1).await?;
+        sees(&mut b, "default/payments", "a", 0, 1).await?;
+        a.deregister("default/payments", "p2", 0).await?;
+        for api in [&mut b, &mut c] {
+            wait::until("payments gone from the peer", T, || {
+                let mut api = api.clone();
+                async move { Ok(api.cluster_view("default/payments", "a").await?.is_none().then_some(())) }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| e.context(m.logs()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_on_etcd() -> Result<()> {
+    scenario(Backend::Etcd(1)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_on_embedded_store() -> Result<()> {
+    scenario(Backend::Embedded).await
+}

@@ -1,0 +1,171 @@
+//! The failure model of the control plane: gateways crash and restart, a
+//! peer goes silent (imports go stale, then are dropped, then come back), a
+//! cluster's etcd goes away for a while, and one of two replicas dies.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use meshgw_tests::client::Api;
+use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::wait;
+
+const T: Duration = Duration::from_secs(20);
+
+/// Waits until `api` sees `svc` from `src` with `healthy` healthy instances and the given staleness.
+async fn sees(api: &Api, svc: &str, src: &str, healthy: u32, stale: bool) -> Result<()> {
+    let what = format!("{svc} from {src}: {healthy} healthy, stale={stale}");
+    wait::until(&what, T, || {
+        let mut api = api.clone();
+        async move {
+            let v = api.cluster_view(svc, src).await?;
+            Ok(v.filter(|v| v.healthy == healthy && v.stale == stale).map(|_| ()))
+        }
+    })
+    .await
+}
+
+async fn gone(api: &Api, svc: &str, src: &str) -> Result<()> {
+    wait::until(&format!("{svc} from {src} removed"), T, || {
+        let mut api = api.clone();
+        async move { Ok(api.cluster_view(svc, src).await?.is_none().then_some(())) }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_crash_restart_stale_and_return() -> Result<()> {
+    let mut m = MeshBuilder::new()
+        .cluster("a", Backend::Etcd(1), 1)
+        .cluster("b", Backend::Etcd(1), 1)
+        .cluster("c", Backend::Etcd(1), 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let a = Api::connect(&m, "a").await?;
+    let b = Api::connect(&m, "b").await?;
+    let c = Api::connect(&m, "c").await?;
+    let r: Result<()> = async {
+        let _k1 = a.clone().register_kept("default/payments", "p1", 60).await?;
+        let _k2 = a.clone().register_kept("default/payments", "p2", 60).await?;
+        sees(&b, "default/payments", "a", 2, false).await?;
+        sees(&c, "default/payments", "a", 2, false).await?;
+
+        // B crashes; a change happens in A meanwhile; B restarts.
+        m.gw("b").kill();
+        let _k3 = a.clone().register_kept("default/payments", "p3", 60).await?;
+        m.gw("b").restart().await?;
+        // Straight after the restart B still has its imports (from its etcd)...
+        let v = b.clone().cluster_view("default/payments", "a").await?;
+        ensure!(v.as_ref().is_some_and(|v| v.healthy >= 2), "imports lost over B's restart: {v:?}");
+        // ...and the resync brings it up to date.
+        sees(&b, "default/payments", "a", 3, false).await?;
+
+        // A crashes: B and C mark A's imports stale, then drop them after the TTL (6 s).
+        m.gw("a").kill();
+        let t0 = Instant::now();
+        sees(&b, "default/payments", "a", 3, true).await?;
+        sees(&c, "default/payments", "a", 3, true).await?;
+        gone(&b, "default/payments", "a").await?;
+        gone(&c, "default/payments", "a").await?;
+        ensure!(t0.elapsed() >= Duration::from_secs(6), "stale imports dropped before import_ttl: {:?}", t0.elapsed());
+
+        // A returns (its instances' leases outlived the outage): imports come back fresh.
+        m.gw("a").restart().await?;
+        sees(&b, "default/payments", "a", 3, false).await?;
+        sees(&c, "default/payments", "a", 3, false).await?;
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| e.context(m.logs()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_outage_keeps_gateway_up_and_loses_nothing() -> Result<()> {
+    let mut m = MeshBuilder::new()
+        .cluster("a", Backend::Etcd(1), 1)
+        .cluster("b", Backend::Etcd(1), 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let a = Api::connect(&m, "a").await?;
+    let b = Api::connect(&m, "b").await?;
+    let r: Result<()> = async {
+        let _k1 = a.clone().register_kept("default/payments", "p1", 60).await?;
+        sees(&b, "default/payments", "a", 1, false).await?;
+
+        // B's etcd goes away.
+        m.clusters.get_mut("b").unwrap().etcd.as_mut().unwrap().stop_all();
+        wait::until("B not ready", T, || {
+            let r = m.clusters["b"].gateways[0].admin_get("/readyz");
+            async move { Ok(r.ok().filter(|(code, _)| *code == 503).map(|_| ())) }
+        })
+        .await?;
+        ensure!(m.gw("b").is_running(), "B's gateway died with its etcd");
+        ensure!(m.gw("b").admin_get("/healthz")?.0 == 200, "B's gateway not healthy");
+        // B answers from its last view.
+        let v = b.clone().cluster_view("default/payments", "a").await?;
+        ensure!(v.is_some_and(|v| v.healthy == 1), "B lost its view while etcd is down");
+
+        // A registers more while B's etcd is down.
+        let _k2 = a.clone().register_kept("default/billing", "b1", 60).await?;
+        let _k3 = a.clone().register_kept("default/payments", "p2", 60).await?;
+        // Give B's session time to receive them (its etcd cannot take them yet).
+        wait::until("A's exports acknowledged by B", T, || {
+            let r = m.clusters["a"].gateways[0].admin_get("/metrics");
+            async move {
+                let (_, body) = r?;
+                Ok(body.lines().any(|l| l.starts_with("meshgw_sync_acked_seq") && !l.ends_with(" 0") && !l.ends_with(" 1")).then_some(()))
+            }
+        })
+        .await?;
+
+        // etcd returns: B catches up; nothing registered meanwhile is lost.
+        m.clusters.get_mut("b").unwrap().etcd.as_mut().unwrap().start_all().await?;
+        sees(&b, "default/payments", "a", 2, false).await?;
+        sees(&b, "default/billing", "a", 1, false).await?;
+        ensure!(m.gw("b").is_running(), "B's gateway exited");
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| e.context(m.logs()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_etcd_survive_either_dying() -> Result<()> {
+    let mut m = MeshBuilder::new()
+        .cluster("a", Backend::Etcd(1), 2)
+        .cluster("b", Backend::Etcd(1), 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let a0 = Api::connect_replica(&m, "a", 0).await?;
+    let a1 = Api::connect_replica(&m, "a", 1).await?;
+    let b = Api::connect(&m, "b").await?;
+    let r: Result<()> = async {
+        // Keep-alives fail over between the replicas, as a sidecar's would.
+        let both = Api::connect_all(&m, "a").await?;
+        let _k1 = a0.clone().register_kept_via("default/payments", "p1", 4, &both).await?;
+        let _k2 = a1.clone().register_kept_via("default/payments", "p2", 4, &both).await?;
+        sees(&b, "default/payments", "a", 2, false).await?;
+
+        for (dead, live) in [(0usize, &a1), (1, &a0)] {
+            m.clusters.get_mut("a").unwrap().gateways[dead].kill();
+            // For longer than stale_after + peer_timeout, B never loses or staleness-marks anything.
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                let v = b.clone().cluster_view("default/payments", "a").await?;
+                ensure!(v.as_ref().is_some_and(|v| v.healthy >= 2 && !v.stale), "B lost A's services after replica {dead} died: {v:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let id = format!("p-after-{dead}");
+            let _k = live.clone().register_kept_via("default/payments", &id, 60, &both).await?;
+            sees(&b, "default/payments", "a", 3, false).await?;
+            live.clone().deregister("default/payments", &id, 0).await?;
+            sees(&b, "default/payments", "a", 2, false).await?;
+            m.clusters.get_mut("a").unwrap().gateways[dead].restart().await?;
+        }
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| e.context(m.logs()))
+}
