@@ -6,6 +6,7 @@
 //! - [`api`]: the gRPC catalog API sidecars and operators use.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod model;
 pub mod store;
 #[cfg(feature = "test-util")]

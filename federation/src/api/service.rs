@@ -1,0 +1,110 @@
+//! The tonic `Catalog` trait implementation: thin glue over the handlers.
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::pb::catalog_server::Catalog;
+use super::{CatalogApi, pb, watch};
+
+type KeepAliveStream = ReceiverStream<Result<pb::KeepAliveResponse, Status>>;
+
+#[tonic::async_trait]
+impl Catalog for CatalogApi {
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let caller = super::PeerInfo::of(&req).unwrap_or_default();
+        let resp = self.do_register(req.into_inner()).await;
+        if let Ok(r) = &resp {
+            tracing::info!(
+                id = %r.instance_id,
+                lease = r.lease_id,
+                caller = ?caller.spiffe_id,
+                remote = ?caller.remote_addr,
+                "instance registered"
+            );
+        }
+        resp.map(Response::new)
+    }
+
+    type KeepAliveStream = KeepAliveStream;
+
+    async fn keep_alive(
+        &self,
+        req: Request<Streaming<pb::KeepAliveRequest>>,
+    ) -> Result<Response<Self::KeepAliveStream>, Status> {
+        let (tx, rx) = mpsc::channel(4);
+        let api = self.clone();
+        let mut inbound = req.into_inner();
+        let closed = api.closed();
+        tokio::spawn(async move {
+            tokio::pin!(closed);
+            // One renewal per request, in order; the first error ends the stream.
+            loop {
+                let msg = tokio::select! {
+                    _ = &mut closed => {
+                        let _ = tx.send(Err(CatalogApi::closing_status())).await;
+                        return;
+                    }
+                    msg = inbound.message() => msg,
+                };
+                let Ok(Some(msg)) = msg else { return };
+                let renewed = api.renew(msg.lease_id).await;
+                let failed = renewed.is_err();
+                if tx.send(renewed).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn set_health(
+        &self,
+        req: Request<pb::SetHealthRequest>,
+    ) -> Result<Response<pb::SetHealthResponse>, Status> {
+        self.do_set_health(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn deregister(
+        &self,
+        req: Request<pb::DeregisterRequest>,
+    ) -> Result<Response<pb::DeregisterResponse>, Status> {
+        self.do_deregister(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type WatchStream = watch::WatchResponses;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let resume = req.into_inner().resume_revision;
+        if resume < 0 {
+            return Err(Status::invalid_argument(format!(
+                "invalid resume_revision: {resume} is negative; send 0 for a fresh snapshot"
+            )));
+        }
+        Ok(Response::new(watch::spawn(self.clone(), resume)))
+    }
+
+    async fn list_services(
+        &self,
+        _req: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        self.do_list_services().await.map(Response::new)
+    }
+
+    async fn list_peers(
+        &self,
+        _req: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        self.do_list_peers().await.map(Response::new)
+    }
+}
