@@ -9,5 +9,6 @@
 pub mod api;
 pub mod model;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "test-util")]
 pub mod testutil;
