@@ -86,6 +86,13 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         },
         Arc::new(RegistrySource(registry, Instant::now())),
     );
+    let refresher = api.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = refresher.refresh_view().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     let api_tls = api_tls(&cfg, &id)?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(async move {

@@ -112,11 +112,23 @@ impl Api {
             loop {
                 let mut api = via[i % via.len()].clone();
                 i += 1;
-                let reqs = tokio_stream::iter(std::iter::repeat(KeepAliveRequest { lease_id: lease }))
-                    .throttle(every);
-                if let Ok(resp) = api.c.keep_alive(reqs).await {
-                    let mut s = resp.into_inner();
-                    while let Some(Ok(_)) = s.next().await {}
+                // The request stream is fed from this task, so aborting the
+                // task ends the stream and the keep-alives really stop.
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                let feed = async move {
+                    while tx.send(KeepAliveRequest { lease_id: lease }).await.is_ok() {
+                        tokio::time::sleep(every).await;
+                    }
+                };
+                let call = async move {
+                    if let Ok(resp) = api.c.keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+                        let mut s = resp.into_inner();
+                        while let Some(Ok(_)) = s.next().await {}
+                    }
+                };
+                tokio::select! {
+                    _ = feed => {}
+                    _ = call => {}
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -30,7 +30,10 @@ async fn sees(api: &mut Api, svc: &str, src: &str, healthy: u32, total: u32) -> 
         let mut api = api.clone();
         async move {
             let v = api.cluster_view(svc, src).await?;
-            Ok(v.filter(|v| v.healthy == healthy && v.total == total && !v.stale).map(|_| ()))
+            match v {
+                Some(v) if v.healthy == healthy && v.total == total && !v.stale => Ok(Some(())),
+                other => anyhow::bail!("saw {other:?}"),
+            }
         }
     })
     .await

@@ -18,10 +18,24 @@ async fn sees(api: &Api, svc: &str, src: &str, healthy: u32, stale: bool) -> Res
         let mut api = api.clone();
         async move {
             let v = api.cluster_view(svc, src).await?;
-            Ok(v.filter(|v| v.healthy == healthy && v.stale == stale).map(|_| ()))
+            match v {
+                Some(v) if v.healthy == healthy && v.stale == stale => Ok(Some(())),
+                other => anyhow::bail!("saw {other:?}"),
+            }
         }
     })
     .await
+}
+
+/// Returns the last export sequence `peer` acknowledged to `gw`, from its metrics.
+fn acked_by(gw: &meshgw_tests::gateway::GatewayProc, peer: &str) -> Result<u64> {
+    let (_, body) = gw.admin_get("/metrics")?;
+    let label = format!("dst_cluster=\"{peer}\"");
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("meshgw_sync_acked_seq") && l.contains(&label))
+        .ok_or_else(|| anyhow::anyhow!("no meshgw_sync_acked_seq for {peer} in:\n{body}"))?;
+    Ok(line.rsplit(' ').next().unwrap_or("").parse()?)
 }
 
 async fn gone(api: &Api, svc: &str, src: &str) -> Result<()> {
@@ -106,16 +120,14 @@ async fn etcd_outage_keeps_gateway_up_and_loses_nothing() -> Result<()> {
         let v = b.clone().cluster_view("default/payments", "a").await?;
         ensure!(v.is_some_and(|v| v.healthy == 1), "B lost its view while etcd is down");
 
-        // A registers more while B's etcd is down.
+        // A registers more while B's etcd is down, and B's session acknowledges
+        // both changes (it holds them until its etcd can take them).
+        let before = acked_by(&m.clusters["a"].gateways[0], "b")?;
         let _k2 = a.clone().register_kept("default/billing", "b1", 60).await?;
         let _k3 = a.clone().register_kept("default/payments", "p2", 60).await?;
-        // Give B's session time to receive them (its etcd cannot take them yet).
-        wait::until("A's exports acknowledged by B", T, || {
-            let r = m.clusters["a"].gateways[0].admin_get("/metrics");
-            async move {
-                let (_, body) = r?;
-                Ok(body.lines().any(|l| l.starts_with("meshgw_sync_acked_seq") && !l.ends_with(" 0") && !l.ends_with(" 1")).then_some(()))
-            }
+        wait::until("A's two changes acknowledged by B", T, || {
+            let now = acked_by(&m.clusters["a"].gateways[0], "b");
+            async move { Ok((now? >= before + 2).then_some(())) }
         })
         .await?;
 

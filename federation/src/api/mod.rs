@@ -64,6 +64,9 @@ pub struct CatalogApi {
     local: Locality,
     peers: Arc<dyn PeerStatusSource>,
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The last catalog view read from the store, served while the store is
+    /// unavailable (see [`CatalogApi::refresh_view`]).
+    last_view: Arc<std::sync::Mutex<Option<pb::ListServicesResponse>>>,
 }
 
 impl CatalogApi {
@@ -82,6 +85,7 @@ impl CatalogApi {
             local,
             peers,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            last_view: Arc::default(),
         }
     }
 

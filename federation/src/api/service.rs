@@ -98,7 +98,7 @@ impl Catalog for CatalogApi {
         &self,
         _req: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        self.do_list_services().await.map(Response::new)
+        self.list_services_or_last().await
     }
 
     async fn list_peers(

@@ -53,6 +53,34 @@ impl CatalogApi {
             .collect())
     }
 
+    /// Reads the catalog view from the store and remembers it, so that
+    /// ListServices can answer from the last view while the store is away.
+    /// The gateway calls it periodically; every successful ListServices
+    /// refreshes it too.
+    pub async fn refresh_view(&self) -> Result<(), Status> {
+        self.do_list_services().await.map(|_| ())
+    }
+
+    /// Answers ListServices: from the store, or, when the store is
+    /// unavailable, from the last view read (marked by the response metadata
+    /// `meshgw-view: last-known`).
+    pub(crate) async fn list_services_or_last(
+        &self,
+    ) -> Result<tonic::Response<pb::ListServicesResponse>, Status> {
+        match self.do_list_services().await {
+            Ok(v) => Ok(tonic::Response::new(v)),
+            Err(e) if e.code() == tonic::Code::Unavailable => {
+                let last = self.last_view.lock().expect("view lock").clone();
+                let Some(v) = last else { return Err(e) };
+                tracing::debug!(error = %e.message(), "store unavailable: answering ListServices from the last view");
+                let mut resp = tonic::Response::new(v);
+                resp.metadata_mut().insert("meshgw-view", "last-known".parse().expect("ascii"));
+                Ok(resp)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn do_list_services(&self) -> Result<pb::ListServicesResponse, Status> {
         let (kvs, revision) = self
             .store
@@ -92,12 +120,20 @@ impl CatalogApi {
                 }
             })
             .collect();
-        Ok(pb::ListServicesResponse { services, revision })
+        let resp = pb::ListServicesResponse { services, revision };
+        *self.last_view.lock().expect("view lock") = Some(resp.clone());
+        Ok(resp)
     }
 
     pub(crate) async fn do_list_peers(&self) -> Result<pb::ListPeersResponse, Status> {
         let mut counts: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-        for (peer, rec) in self.imports().await? {
+        // Without the store, peers still show (live tunnel state), without import counts.
+        let imports = match self.imports().await {
+            Ok(v) => v,
+            Err(e) if e.code() == tonic::Code::Unavailable => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for (peer, rec) in imports {
             let c = counts.entry(peer).or_default();
             c.0 += 1;
             c.1 += u32::from(rec.stale_since_ms.is_some());
