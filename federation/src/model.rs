@@ -384,7 +384,10 @@ mod tests {
         );
         let marker = k.peer_session("gcp", "gw-1");
         assert_eq!(k.parse_import(&marker), None);
-        assert_eq!(k.parse_session(&marker), Some(("gcp".into(), "gw-1".into())));
+        assert_eq!(
+            k.parse_session(&marker),
+            Some(("gcp".into(), "gw-1".into()))
+        );
         assert!(marker.starts_with(&k.peer_root("gcp")));
     }
 

@@ -43,7 +43,9 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 /// Serves admin requests forever.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, ready: Arc<Ready>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let shared = shared.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
@@ -83,7 +85,9 @@ async fn handle(
     if req.uri().path() == "/metrics" {
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            http::HeaderValue::from_static(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
         );
     }
     Ok(resp)

@@ -23,11 +23,17 @@ use crate::{exports, housekeeping, store, tunnel};
 /// Runs a gateway until SIGINT or SIGTERM.
 pub async fn run(cfg: GatewayConfig) -> Result<()> {
     let cfg = Arc::new(cfg);
-    let id = Identity::load(&cfg.tls.cert, &cfg.tls.key).context("loading the gateway certificate (tls.cert, tls.key)")?;
+    let id = Identity::load(&cfg.tls.cert, &cfg.tls.key)
+        .context("loading the gateway certificate (tls.cert, tls.key)")?;
     tracing::info!(cluster = %cfg.cluster.name, spiffe_id = %id.spiffe_id, "starting gateway");
     let store: Arc<dyn CatalogStore> = store::open(&cfg).await?;
     let keys = Keys::new(cfg.store.prefix());
-    let replica = format!("{}-{}-{:08x}", cfg.cluster.name, std::process::id(), rand::random::<u32>());
+    let replica = format!(
+        "{}-{}-{:08x}",
+        cfg.cluster.name,
+        std::process::id(),
+        rand::random::<u32>()
+    );
 
     let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &id)?)?;
     let client_cfgs = tunnel::tls::clients(&cfg, &id)?;
@@ -38,8 +44,10 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
 
     let (exports_tx, exports_rx) = watch::channel(Arc::new(BTreeMap::new()));
     let peer_names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
-    let imports: BTreeMap<String, PeerImports> =
-        peer_names.iter().map(|p| (p.clone(), PeerImports::new())).collect();
+    let imports: BTreeMap<String, PeerImports> = peer_names
+        .iter()
+        .map(|p| (p.clone(), PeerImports::new()))
+        .collect();
     let registry = PeerRegistry::new(peer_names.iter().map(String::as_str));
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
@@ -54,7 +62,12 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         metrics: Metrics::new(&cfg.cluster.name),
     });
 
-    tokio::spawn(exports::run(store.clone(), keys.clone(), cfg.cluster.name.clone(), exports_tx));
+    tokio::spawn(exports::run(
+        store.clone(),
+        keys.clone(),
+        cfg.cluster.name.clone(),
+        exports_tx,
+    ));
     for (peer, h) in imports {
         tokio::spawn(imports::run_writer(store.clone(), keys.clone(), peer, h));
     }
@@ -124,7 +137,11 @@ fn api_tls(cfg: &GatewayConfig, id: &Identity) -> Result<Arc<rustls::ServerConfi
         bundle,
         allowed: SpiffeMatch::TrustDomain(cfg.mesh.trust_domain.clone()),
     }])?);
-    Ok(Arc::new(meshgw_identity::server_config(id, verifier, &[b"h2"])?))
+    Ok(Arc::new(meshgw_identity::server_config(
+        id,
+        verifier,
+        &[b"h2"],
+    )?))
 }
 
 /// Marks the gateway ready while the store answers.
@@ -138,7 +155,9 @@ async fn probe_store(store: Arc<dyn CatalogStore>, ready: Arc<Ready>) {
             if ok {
                 tracing::info!("catalog store reachable");
             } else {
-                tracing::warn!("catalog store unreachable: serving the last known catalog; writes resume when it returns");
+                tracing::warn!(
+                    "catalog store unreachable: serving the last known catalog; writes resume when it returns"
+                );
             }
             was = Some(ok);
         }

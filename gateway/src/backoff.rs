@@ -47,7 +47,11 @@ mod tests {
         let bounds = [100, 200, 400, 800, 800];
         for hi in bounds {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(hi / 2) && d <= Duration::from_millis(hi), "{d:?} not in [{}, {hi}]", hi / 2);
+            assert!(
+                d >= Duration::from_millis(hi / 2) && d <= Duration::from_millis(hi),
+                "{d:?} not in [{}, {hi}]",
+                hi / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));

@@ -117,7 +117,9 @@ async fn reconcile(
     let (kvs, _) = store.range(&keys.peer_imports(peer)).await?;
     let mut stored: BTreeMap<ServiceName, (ImportRecord, i64)> = BTreeMap::new();
     for kv in kvs {
-        let Some((_, svc)) = keys.parse_import(&kv.key) else { continue };
+        let Some((_, svc)) = keys.parse_import(&kv.key) else {
+            continue;
+        };
         match serde_json::from_slice::<ImportRecord>(&kv.value) {
             Ok(r) => {
                 stored.insert(svc, (r, kv.mod_revision));
@@ -147,7 +149,11 @@ async fn reconcile(
             let value = serde_json::to_vec(&rec).expect("import record serialises");
             let t = Txn {
                 compare: vec![Compare::ModRevision(key.clone(), rev)],
-                success: vec![Op::Put { key, value, lease: None }],
+                success: vec![Op::Put {
+                    key,
+                    value,
+                    lease: None,
+                }],
                 failure: vec![],
             };
             all_ok &= store.txn(t).await?.succeeded;
@@ -166,7 +172,9 @@ async fn reconcile(
 pub fn cas_delete(key: &str, rev: i64) -> Txn {
     Txn {
         compare: vec![Compare::ModRevision(key.to_string(), rev)],
-        success: vec![Op::Delete { key: key.to_string() }],
+        success: vec![Op::Delete {
+            key: key.to_string(),
+        }],
         failure: vec![],
     }
 }

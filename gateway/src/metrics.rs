@@ -43,12 +43,36 @@ impl Metrics {
             connected: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("tunnel_rtt_seconds", "Smoothed QUIC RTT to the peer", m.rtt.clone());
-        registry.register("tunnel_lost_packets", "Packets QUIC declared lost on the tunnel", m.lost.clone());
-        registry.register("tunnel_tx_bytes", "UDP bytes sent on the tunnel", m.tx.clone());
-        registry.register("tunnel_rx_bytes", "UDP bytes received on the tunnel", m.rx.clone());
-        registry.register("sync_acked_seq", "Last export sequence the peer acknowledged", m.acked.clone());
-        registry.register("peer_connected", "1 if at least one tunnel to the peer is up", m.connected.clone());
+        registry.register(
+            "tunnel_rtt_seconds",
+            "Smoothed QUIC RTT to the peer",
+            m.rtt.clone(),
+        );
+        registry.register(
+            "tunnel_lost_packets",
+            "Packets QUIC declared lost on the tunnel",
+            m.lost.clone(),
+        );
+        registry.register(
+            "tunnel_tx_bytes",
+            "UDP bytes sent on the tunnel",
+            m.tx.clone(),
+        );
+        registry.register(
+            "tunnel_rx_bytes",
+            "UDP bytes received on the tunnel",
+            m.rx.clone(),
+        );
+        registry.register(
+            "sync_acked_seq",
+            "Last export sequence the peer acknowledged",
+            m.acked.clone(),
+        );
+        registry.register(
+            "peer_connected",
+            "1 if at least one tunnel to the peer is up",
+            m.connected.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -63,7 +87,9 @@ impl Metrics {
     pub fn tunnel(&self, peer: &str, rtt: Duration, stats: &quinn::ConnectionStats) {
         let l = self.labels(peer);
         self.rtt.get_or_create(&l).set(rtt.as_secs_f64());
-        self.lost.get_or_create(&l).set(stats.path.lost_packets as i64);
+        self.lost
+            .get_or_create(&l)
+            .set(stats.path.lost_packets as i64);
         self.tx.get_or_create(&l).set(stats.udp_tx.bytes as i64);
         self.rx.get_or_create(&l).set(stats.udp_rx.bytes as i64);
     }
@@ -75,7 +101,9 @@ impl Metrics {
 
     /// Records whether a peer is connected.
     pub fn connected(&self, peer: &str, up: bool) {
-        self.connected.get_or_create(&self.labels(peer)).set(i64::from(up));
+        self.connected
+            .get_or_create(&self.labels(peer))
+            .set(i64::from(up));
     }
 
     /// Returns the metrics in the Prometheus text format.

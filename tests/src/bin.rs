@@ -5,15 +5,20 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
 
-/// Returns the path of the `meshgw` binary: `$MESHGW_BIN`, or `meshgw` next to
-/// the test executable's `deps/` directory (`target/<profile>/meshgw`).
+/// Returns the path of the `meshgw` binary: `$MESHGW_BIN`, or
+/// `target/<profile>/meshgw` next to the running test or tool.
 pub fn path() -> PathBuf {
     if let Ok(p) = std::env::var("MESHGW_BIN") {
         return PathBuf::from(p);
     }
+    // Tests run from target/<profile>/deps/, tools from target/<profile>/.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("meshgw");
+    let dir = exe.parent().expect("exe dir");
+    let p = [dir, dir.parent().unwrap_or(dir)]
+        .iter()
+        .map(|d| d.join("meshgw"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join("meshgw"));
     assert!(
         p.exists(),
         "{} not found: build it first with `cargo build -p meshgw-gateway` (or set MESHGW_BIN)",

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use meshgw_federation::api::CatalogClient;
 use meshgw_federation::api::client;
 use meshgw_federation::api::pb::{
-    self, ClusterView, DeregisterRequest, KeepAliveRequest, ListServicesRequest, RegisterRequest, SetHealthRequest,
+    self, ClusterView, DeregisterRequest, KeepAliveRequest, ListServicesRequest, RegisterRequest,
+    SetHealthRequest,
 };
-use meshgw_federation::api::CatalogClient;
 use meshgw_identity::{Identity, SpiffeServerVerifier, client_config, load_certs};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -46,13 +47,26 @@ impl Api {
     pub async fn connect_to(gw: &GatewayProc, pki: &Pki) -> Result<Self> {
         let cluster = &gw.spec.cluster;
         let base = pki.dir.join(cluster);
-        let (cert, key) = (base.join("default.e2e-client.pem"), base.join("default.e2e-client.key"));
-        let (cert, key) = if cert.exists() { (cert, key) } else { pki.workload(cluster, "default", "e2e-client")? };
+        let (cert, key) = (
+            base.join("default.e2e-client.pem"),
+            base.join("default.e2e-client.key"),
+        );
+        let (cert, key) = if cert.exists() {
+            (cert, key)
+        } else {
+            pki.workload(cluster, "default", "e2e-client")?
+        };
         let id = Identity::load(&cert, &key)?;
-        let verifier = SpiffeServerVerifier::new(cluster.clone(), load_certs(&pki.root())?, gw.spec.spiffe_id())?;
+        let verifier = SpiffeServerVerifier::new(
+            cluster.clone(),
+            load_certs(&pki.root())?,
+            gw.spec.spiffe_id(),
+        )?;
         let tls = client_config(&id, Arc::new(verifier), &[b"h2"])?;
         let addr = gw.spec.api.to_string();
-        let c = client::connect(&addr, Some(tls)).await.with_context(|| format!("connecting to the API of {cluster} at {addr}"))?;
+        let c = client::connect(&addr, Some(tls))
+            .await
+            .with_context(|| format!("connecting to the API of {cluster} at {addr}"))?;
         Ok(Self { c, addr })
     }
 
@@ -75,6 +89,11 @@ impl Api {
         Ok(v)
     }
 
+    /// Returns the underlying tonic client.
+    pub fn raw(&self) -> CatalogClient<Channel> {
+        self.c.clone()
+    }
+
     /// Registers instance `id` of `svc` (`ns/name`) with a lease of `ttl` seconds; returns the lease.
     pub async fn register(&mut self, svc: &str, id: &str, ttl: u32) -> Result<i64> {
         let (namespace, name) = split(svc);
@@ -89,21 +108,35 @@ impl Api {
         };
         let r = self
             .c
-            .register(RegisterRequest { instance: Some(inst), ttl_seconds: ttl })
+            .register(RegisterRequest {
+                instance: Some(inst),
+                ttl_seconds: ttl,
+            })
             .await
             .with_context(|| format!("registering {svc}/{id} at {}", self.addr))?;
         Ok(r.into_inner().lease_id)
     }
 
     /// Registers, then keeps the lease alive through this gateway.
-    pub async fn register_kept(&mut self, svc: &str, id: &str, ttl: u32) -> Result<(i64, KeepAlive)> {
+    pub async fn register_kept(
+        &mut self,
+        svc: &str,
+        id: &str,
+        ttl: u32,
+    ) -> Result<(i64, KeepAlive)> {
         let me = vec![self.clone()];
         self.register_kept_via(svc, id, ttl, &me).await
     }
 
     /// Registers, then keeps the lease alive through `via`, moving to the
     /// next gateway when one stops answering (as a sidecar fails over between replicas).
-    pub async fn register_kept_via(&mut self, svc: &str, id: &str, ttl: u32, via: &[Api]) -> Result<(i64, KeepAlive)> {
+    pub async fn register_kept_via(
+        &mut self,
+        svc: &str,
+        id: &str,
+        ttl: u32,
+        via: &[Api],
+    ) -> Result<(i64, KeepAlive)> {
         let lease = self.register(svc, id, ttl).await?;
         let via: Vec<Api> = via.to_vec();
         let every = Duration::from_millis(u64::from(ttl) * 1000 / 4);
@@ -121,7 +154,11 @@ impl Api {
                     }
                 };
                 let call = async move {
-                    if let Ok(resp) = api.c.keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+                    if let Ok(resp) = api
+                        .c
+                        .keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+                        .await
+                    {
                         let mut s = resp.into_inner();
                         while let Some(Ok(_)) = s.next().await {}
                     }
@@ -140,7 +177,12 @@ impl Api {
     pub async fn set_health(&mut self, svc: &str, id: &str, healthy: bool) -> Result<()> {
         let (namespace, service) = split(svc);
         self.c
-            .set_health(SetHealthRequest { namespace, service, instance_id: id.into(), healthy })
+            .set_health(SetHealthRequest {
+                namespace,
+                service,
+                instance_id: id.into(),
+                healthy,
+            })
             .await?;
         Ok(())
     }
@@ -149,7 +191,12 @@ impl Api {
     pub async fn deregister(&mut self, svc: &str, id: &str, lease: i64) -> Result<()> {
         let (namespace, service) = split(svc);
         self.c
-            .deregister(DeregisterRequest { namespace, service, instance_id: id.into(), lease_id: lease })
+            .deregister(DeregisterRequest {
+                namespace,
+                service,
+                instance_id: id.into(),
+                lease_id: lease,
+            })
             .await?;
         Ok(())
     }
@@ -157,9 +204,12 @@ impl Api {
     /// Returns how this gateway sees `svc` in cluster `cluster`, if at all.
     pub async fn cluster_view(&mut self, svc: &str, cluster: &str) -> Result<Option<ClusterView>> {
         let (ns, name) = split(svc);
-        let r = self.c.list_services(ListServicesRequest {}).await?.into_inner();
-        Ok(r
-            .services
+        let r = self
+            .c
+            .list_services(ListServicesRequest {})
+            .await?
+            .into_inner();
+        Ok(r.services
             .into_iter()
             .find(|s| s.namespace == ns && s.name == name)
             .and_then(|s| s.clusters.into_iter().find(|c| c.cluster == cluster)))

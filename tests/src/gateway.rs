@@ -64,7 +64,14 @@ pub struct GatewaySpec {
 
 impl GatewaySpec {
     /// Returns a spec with fresh loopback ports and short sync timings.
-    pub fn new(trust_domain: &str, cluster: &str, store: StoreSpec, cert: PathBuf, key: PathBuf, ca: PathBuf) -> Self {
+    pub fn new(
+        trust_domain: &str,
+        cluster: &str,
+        store: StoreSpec,
+        cert: PathBuf,
+        key: PathBuf,
+        ca: PathBuf,
+    ) -> Self {
         Self {
             trust_domain: trust_domain.into(),
             cluster: cluster.into(),
@@ -114,7 +121,14 @@ impl GatewaySpec {
             )
             .unwrap(),
         }
-        writeln!(s, "[tls]\nca = {}\ncert = {}\nkey = {}\n", q(&self.ca), q(&self.cert), q(&self.key)).unwrap();
+        writeln!(
+            s,
+            "[tls]\nca = {}\ncert = {}\nkey = {}\n",
+            q(&self.ca),
+            q(&self.cert),
+            q(&self.key)
+        )
+        .unwrap();
         writeln!(s, "[sync]").unwrap();
         for (k, v) in &self.sync {
             writeln!(s, "{k} = {v:?}").unwrap();
@@ -138,7 +152,10 @@ impl GatewaySpec {
 
     /// Returns this gateway's SPIFFE ID.
     pub fn spiffe_id(&self) -> String {
-        format!("spiffe://{}/cluster/{}/gateway", self.trust_domain, self.cluster)
+        format!(
+            "spiffe://{}/cluster/{}/gateway",
+            self.trust_domain, self.cluster
+        )
     }
 }
 
@@ -160,18 +177,29 @@ impl GatewayProc {
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, spec.render())?;
         let log = dir.join(format!("{name}.log"));
-        let mut g = GatewayProc { spec, config, log, child: None };
+        let mut g = GatewayProc {
+            spec,
+            config,
+            log,
+            child: None,
+        };
         g.spawn()?;
         g.wait_ready().await?;
         Ok(g)
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(bin::path())
             .args(["gateway", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", std::env::var("MESHGW_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("MESHGW_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
@@ -189,13 +217,19 @@ impl GatewayProc {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = child.try_wait()? {
-                bail!("gateway exited during start-up ({st}); log:\n{}", std::fs::read_to_string(&log)?);
+                bail!(
+                    "gateway exited during start-up ({st}); log:\n{}",
+                    std::fs::read_to_string(&log)?
+                );
             }
             if matches!(http_get(admin, "/readyz"), Ok((200, _))) {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                bail!("gateway not ready after 20s; log:\n{}", std::fs::read_to_string(&log)?);
+                bail!(
+                    "gateway not ready after 20s; log:\n{}",
+                    std::fs::read_to_string(&log)?
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -241,7 +275,9 @@ impl GatewayProc {
 
     /// Returns whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Returns the log so far.
@@ -273,6 +309,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .context("bad HTTP status line")?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }

@@ -54,7 +54,11 @@ impl Default for MeshBuilder {
 impl MeshBuilder {
     /// Starts an empty description.
     pub fn new() -> Self {
-        Self { clusters: vec![], exports: vec![], sync: vec![] }
+        Self {
+            clusters: vec![],
+            exports: vec![],
+            sync: vec![],
+        }
     }
 
     /// Adds a cluster with `replicas` gateways.
@@ -65,7 +69,11 @@ impl MeshBuilder {
 
     /// Makes `cluster` export `service` (`ns/name` or `ns/*`) to `to` (peer names or `*`).
     pub fn export(mut self, cluster: &str, service: &str, to: &[&str]) -> Self {
-        self.exports.push((cluster.into(), service.into(), to.iter().map(|s| s.to_string()).collect()));
+        self.exports.push((
+            cluster.into(),
+            service.into(),
+            to.iter().map(|s| s.to_string()).collect(),
+        ));
         self
     }
 
@@ -85,7 +93,11 @@ impl MeshBuilder {
             pki.cluster(name)?;
             let (cert, key) = pki.gateway(name);
             let etcd = match backend {
-                Backend::Etcd(members) => Some(EtcdCluster::start(*members).await.context("starting etcd")?),
+                Backend::Etcd(members) => Some(
+                    EtcdCluster::start(*members)
+                        .await
+                        .context("starting etcd")?,
+                ),
                 Backend::Embedded => None,
             };
             let mut v = Vec::new();
@@ -94,7 +106,14 @@ impl MeshBuilder {
                     Some(e) => StoreSpec::Etcd(e.endpoints()),
                     None => StoreSpec::Embedded(dir.path().join(format!("{name}-{r}-data"))),
                 };
-                let mut s = GatewaySpec::new(&pki.trust_domain, name, store, cert.clone(), key.clone(), pki.root());
+                let mut s = GatewaySpec::new(
+                    &pki.trust_domain,
+                    name,
+                    store,
+                    cert.clone(),
+                    key.clone(),
+                    pki.root(),
+                );
                 for (k, val) in &self.sync {
                     s.sync.retain(|(kk, _)| kk != k);
                     s.sync.push((k.clone(), val.clone()));
@@ -134,7 +153,13 @@ impl MeshBuilder {
             for s in v {
                 gateways.push(GatewayProc::start(s, dir.path()).await?);
             }
-            clusters.insert(name.clone(), MeshCluster { gateways, etcd: etcds.remove(&name).flatten() });
+            clusters.insert(
+                name.clone(),
+                MeshCluster {
+                    gateways,
+                    etcd: etcds.remove(&name).flatten(),
+                },
+            );
         }
         Ok(Mesh { clusters, pki, dir })
     }

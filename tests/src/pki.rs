@@ -37,7 +37,16 @@ impl Pki {
     pub fn workload(&self, cluster: &str, ns: &str, service: &str) -> Result<(PathBuf, PathBuf)> {
         let d = self.dir.to_str().expect("utf-8 path");
         run_ok(&[
-            "ca", "workload", "--dir", d, "--cluster", cluster, "--namespace", ns, "--service", service,
+            "ca",
+            "workload",
+            "--dir",
+            d,
+            "--cluster",
+            cluster,
+            "--namespace",
+            ns,
+            "--service",
+            service,
         ])?;
         let base = self.dir.join(cluster);
         Ok((

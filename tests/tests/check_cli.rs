@@ -39,7 +39,10 @@ fn check(dir: &std::path::Path, text: &str) -> Result<(bool, String)> {
     let f = dir.join("gw.toml");
     std::fs::write(&f, text)?;
     let out = bin::run(&["check", "--config", f.to_str().unwrap()])?;
-    Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)))
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    ))
 }
 
 #[test]
@@ -54,24 +57,53 @@ fn check_accepts_a_valid_config_and_reports_each_error_with_file_line_and_key() 
     ensure!(ok, "a valid config was refused:\n{out}");
 
     // An unknown key, with the nearest valid one suggested (line 27: `adresses` in a second peer).
-    let bad = valid(&pki, "\n[[peers]]\nname = \"c\"\nadresses = [\"127.0.0.1:1\"]\nspiffe_id = \"spiffe://mesh.test/cluster/c/gateway\"\ntrust_bundle = \"/x\"\n");
+    let bad = valid(
+        &pki,
+        "\n[[peers]]\nname = \"c\"\nadresses = [\"127.0.0.1:1\"]\nspiffe_id = \"spiffe://mesh.test/cluster/c/gateway\"\ntrust_bundle = \"/x\"\n",
+    );
     let line = bad.lines().position(|l| l.starts_with("adresses")).unwrap() + 1;
     let (ok, out) = check(dir.path(), &bad)?;
     ensure!(!ok, "unknown key accepted");
-    ensure!(out.contains(&format!("{f}:{line}")) && out.contains("adresses") && out.contains("addresses"), "unknown key error lacks file:line, key or suggestion:\n{out}");
+    ensure!(
+        out.contains(&format!("{f}:{line}"))
+            && out.contains("adresses")
+            && out.contains("addresses"),
+        "unknown key error lacks file:line, key or suggestion:\n{out}"
+    );
 
     // A duplicate peer name.
-    let bad = valid(&pki, "\n[[peers]]\nname = \"b\"\nspiffe_id = \"spiffe://mesh.test/cluster/b/gateway\"\ntrust_bundle = \"/dev/null\"\n");
-    let line = bad.lines().enumerate().filter(|(_, l)| *l == "name = \"b\"").nth(1).unwrap().0 + 1;
+    let bad = valid(
+        &pki,
+        "\n[[peers]]\nname = \"b\"\nspiffe_id = \"spiffe://mesh.test/cluster/b/gateway\"\ntrust_bundle = \"/dev/null\"\n",
+    );
+    let line = bad
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "name = \"b\"")
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
     let (ok, out) = check(dir.path(), &bad)?;
     ensure!(!ok, "duplicate peer accepted");
-    ensure!(out.contains(&format!("{f}:{line}")) && out.contains("peers[1].name"), "duplicate peer error lacks file:line or key:\n{out}");
+    ensure!(
+        out.contains(&format!("{f}:{line}")) && out.contains("peers[1].name"),
+        "duplicate peer error lacks file:line or key:\n{out}"
+    );
 
     // A missing certificate file.
-    let bad = valid(&pki, "").replace(pki.gateway("a").0.to_str().unwrap(), "/nonexistent/gateway.pem");
+    let bad = valid(&pki, "").replace(
+        pki.gateway("a").0.to_str().unwrap(),
+        "/nonexistent/gateway.pem",
+    );
     let line = bad.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
     let (ok, out) = check(dir.path(), &bad)?;
     ensure!(!ok, "missing certificate accepted");
-    ensure!(out.contains(&format!("{f}:{line}")) && out.contains("tls.cert") && out.contains("/nonexistent/gateway.pem"), "missing file error lacks file:line, key or path:\n{out}");
+    ensure!(
+        out.contains(&format!("{f}:{line}"))
+            && out.contains("tls.cert")
+            && out.contains("/nonexistent/gateway.pem"),
+        "missing file error lacks file:line, key or path:\n{out}"
+    );
     Ok(())
 }

@@ -58,12 +58,23 @@ async fn scenario(backend: Backend) -> Result<()> {
         sees(&mut b, "default/payments", "a", 3, 3).await?;
         sees(&mut c, "default/payments", "a", 3, 3).await?;
         sees(&mut b, "default/billing", "a", 1, 1).await?;
-        assert!(c.cluster_view("default/billing", "a").await?.is_none(), "billing is exported to b only, yet c sees it");
+        assert!(
+            c.cluster_view("default/billing", "a").await?.is_none(),
+            "billing is exported to b only, yet c sees it"
+        );
         for api in [&mut b, &mut c] {
-            assert!(api.cluster_view("default/internal", "a").await?.is_none(), "internal is not exported, yet a peer sees it");
+            assert!(
+                api.cluster_view("default/internal", "a").await?.is_none(),
+                "internal is not exported, yet a peer sees it"
+            );
         }
         // The local view in a has all three.
-        assert_eq!(a.cluster_view("default/internal", "a").await?.map(|v| v.healthy), Some(1));
+        assert_eq!(
+            a.cluster_view("default/internal", "a")
+                .await?
+                .map(|v| v.healthy),
+            Some(1)
+        );
 
         // Lease expiry: p3's keep-alives stop, its lease (2 s) lapses.
         drop(k3);
@@ -82,7 +93,13 @@ async fn scenario(backend: Backend) -> Result<()> {
         for api in [&mut b, &mut c] {
             wait::until("payments gone from the peer", T, || {
                 let mut api = api.clone();
-                async move { Ok(api.cluster_view("default/payments", "a").await?.is_none().then_some(())) }
+                async move {
+                    Ok(api
+                        .cluster_view("default/payments", "a")
+                        .await?
+                        .is_none()
+                        .then_some(()))
+                }
             })
             .await?;
         }

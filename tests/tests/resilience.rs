@@ -59,18 +59,30 @@ async fn gateway_crash_restart_stale_and_return() -> Result<()> {
     let b = Api::connect(&m, "b").await?;
     let c = Api::connect(&m, "c").await?;
     let r: Result<()> = async {
-        let _k1 = a.clone().register_kept("default/payments", "p1", 60).await?;
-        let _k2 = a.clone().register_kept("default/payments", "p2", 60).await?;
+        let _k1 = a
+            .clone()
+            .register_kept("default/payments", "p1", 60)
+            .await?;
+        let _k2 = a
+            .clone()
+            .register_kept("default/payments", "p2", 60)
+            .await?;
         sees(&b, "default/payments", "a", 2, false).await?;
         sees(&c, "default/payments", "a", 2, false).await?;
 
         // B crashes; a change happens in A meanwhile; B restarts.
         m.gw("b").kill();
-        let _k3 = a.clone().register_kept("default/payments", "p3", 60).await?;
+        let _k3 = a
+            .clone()
+            .register_kept("default/payments", "p3", 60)
+            .await?;
         m.gw("b").restart().await?;
         // Straight after the restart B still has its imports (from its etcd)...
         let v = b.clone().cluster_view("default/payments", "a").await?;
-        ensure!(v.as_ref().is_some_and(|v| v.healthy >= 2), "imports lost over B's restart: {v:?}");
+        ensure!(
+            v.as_ref().is_some_and(|v| v.healthy >= 2),
+            "imports lost over B's restart: {v:?}"
+        );
         // ...and the resync brings it up to date.
         sees(&b, "default/payments", "a", 3, false).await?;
 
@@ -81,7 +93,11 @@ async fn gateway_crash_restart_stale_and_return() -> Result<()> {
         sees(&c, "default/payments", "a", 3, true).await?;
         gone(&b, "default/payments", "a").await?;
         gone(&c, "default/payments", "a").await?;
-        ensure!(t0.elapsed() >= Duration::from_secs(6), "stale imports dropped before import_ttl: {:?}", t0.elapsed());
+        ensure!(
+            t0.elapsed() >= Duration::from_secs(6),
+            "stale imports dropped before import_ttl: {:?}",
+            t0.elapsed()
+        );
 
         // A returns (its instances' leases outlived the outage): imports come back fresh.
         m.gw("a").restart().await?;
@@ -104,27 +120,45 @@ async fn etcd_outage_keeps_gateway_up_and_loses_nothing() -> Result<()> {
     let a = Api::connect(&m, "a").await?;
     let b = Api::connect(&m, "b").await?;
     let r: Result<()> = async {
-        let _k1 = a.clone().register_kept("default/payments", "p1", 60).await?;
+        let _k1 = a
+            .clone()
+            .register_kept("default/payments", "p1", 60)
+            .await?;
         sees(&b, "default/payments", "a", 1, false).await?;
 
         // B's etcd goes away.
-        m.clusters.get_mut("b").unwrap().etcd.as_mut().unwrap().stop_all();
+        m.clusters
+            .get_mut("b")
+            .unwrap()
+            .etcd
+            .as_mut()
+            .unwrap()
+            .stop_all();
         wait::until("B not ready", T, || {
             let r = m.clusters["b"].gateways[0].admin_get("/readyz");
             async move { Ok(r.ok().filter(|(code, _)| *code == 503).map(|_| ())) }
         })
         .await?;
         ensure!(m.gw("b").is_running(), "B's gateway died with its etcd");
-        ensure!(m.gw("b").admin_get("/healthz")?.0 == 200, "B's gateway not healthy");
+        ensure!(
+            m.gw("b").admin_get("/healthz")?.0 == 200,
+            "B's gateway not healthy"
+        );
         // B answers from its last view.
         let v = b.clone().cluster_view("default/payments", "a").await?;
-        ensure!(v.is_some_and(|v| v.healthy == 1), "B lost its view while etcd is down");
+        ensure!(
+            v.is_some_and(|v| v.healthy == 1),
+            "B lost its view while etcd is down"
+        );
 
         // A registers more while B's etcd is down, and B's session acknowledges
         // both changes (it holds them until its etcd can take them).
         let before = acked_by(&m.clusters["a"].gateways[0], "b")?;
         let _k2 = a.clone().register_kept("default/billing", "b1", 60).await?;
-        let _k3 = a.clone().register_kept("default/payments", "p2", 60).await?;
+        let _k3 = a
+            .clone()
+            .register_kept("default/payments", "p2", 60)
+            .await?;
         wait::until("A's two changes acknowledged by B", T, || {
             let now = acked_by(&m.clusters["a"].gateways[0], "b");
             async move { Ok((now? >= before + 2).then_some(())) }
@@ -132,7 +166,14 @@ async fn etcd_outage_keeps_gateway_up_and_loses_nothing() -> Result<()> {
         .await?;
 
         // etcd returns: B catches up; nothing registered meanwhile is lost.
-        m.clusters.get_mut("b").unwrap().etcd.as_mut().unwrap().start_all().await?;
+        m.clusters
+            .get_mut("b")
+            .unwrap()
+            .etcd
+            .as_mut()
+            .unwrap()
+            .start_all()
+            .await?;
         sees(&b, "default/payments", "a", 2, false).await?;
         sees(&b, "default/billing", "a", 1, false).await?;
         ensure!(m.gw("b").is_running(), "B's gateway exited");
@@ -156,8 +197,14 @@ async fn two_replicas_on_one_etcd_survive_either_dying() -> Result<()> {
     let r: Result<()> = async {
         // Keep-alives fail over between the replicas, as a sidecar's would.
         let both = Api::connect_all(&m, "a").await?;
-        let _k1 = a0.clone().register_kept_via("default/payments", "p1", 4, &both).await?;
-        let _k2 = a1.clone().register_kept_via("default/payments", "p2", 4, &both).await?;
+        let _k1 = a0
+            .clone()
+            .register_kept_via("default/payments", "p1", 4, &both)
+            .await?;
+        let _k2 = a1
+            .clone()
+            .register_kept_via("default/payments", "p2", 4, &both)
+            .await?;
         sees(&b, "default/payments", "a", 2, false).await?;
 
         for (dead, live) in [(0usize, &a1), (1, &a0)] {
@@ -166,15 +213,23 @@ async fn two_replicas_on_one_etcd_survive_either_dying() -> Result<()> {
             let until = Instant::now() + Duration::from_secs(5);
             while Instant::now() < until {
                 let v = b.clone().cluster_view("default/payments", "a").await?;
-                ensure!(v.as_ref().is_some_and(|v| v.healthy >= 2 && !v.stale), "B lost A's services after replica {dead} died: {v:?}");
+                ensure!(
+                    v.as_ref().is_some_and(|v| v.healthy >= 2 && !v.stale),
+                    "B lost A's services after replica {dead} died: {v:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let id = format!("p-after-{dead}");
-            let _k = live.clone().register_kept_via("default/payments", &id, 60, &both).await?;
+            let _k = live
+                .clone()
+                .register_kept_via("default/payments", &id, 60, &both)
+                .await?;
             sees(&b, "default/payments", "a", 3, false).await?;
             live.clone().deregister("default/payments", &id, 0).await?;
             sees(&b, "default/payments", "a", 2, false).await?;
-            m.clusters.get_mut("a").unwrap().gateways[dead].restart().await?;
+            m.clusters.get_mut("a").unwrap().gateways[dead]
+                .restart()
+                .await?;
         }
         Ok(())
     }

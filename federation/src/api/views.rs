@@ -74,7 +74,8 @@ impl CatalogApi {
                 let Some(v) = last else { return Err(e) };
                 tracing::debug!(error = %e.message(), "store unavailable: answering ListServices from the last view");
                 let mut resp = tonic::Response::new(v);
-                resp.metadata_mut().insert("meshgw-view", "last-known".parse().expect("ascii"));
+                resp.metadata_mut()
+                    .insert("meshgw-view", "last-known".parse().expect("ascii"));
                 Ok(resp)
             }
             Err(e) => Err(e),

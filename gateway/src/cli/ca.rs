@@ -61,7 +61,11 @@ pub enum CaCommand {
 /// Runs a `meshgw ca` subcommand.
 pub fn run(cmd: CaCommand) -> Result<()> {
     match cmd {
-        CaCommand::Init { dir, trust_domain, force } => {
+        CaCommand::Init {
+            dir,
+            trust_domain,
+            force,
+        } => {
             let p = pki::init_root(&dir, &trust_domain, force)?;
             println!("mesh root for trust domain {trust_domain}: {}", p.display());
         }
@@ -71,11 +75,26 @@ pub fn run(cmd: CaCommand) -> Result<()> {
         }
         CaCommand::Gateway { dir, cluster } => {
             let c = pki::issue_gateway(&dir, &cluster)?;
-            println!("{}\n  cert {}\n  key  {}", c.spiffe_id, c.cert.display(), c.key.display());
+            println!(
+                "{}\n  cert {}\n  key  {}",
+                c.spiffe_id,
+                c.cert.display(),
+                c.key.display()
+            );
         }
-        CaCommand::Workload { dir, cluster, namespace, service } => {
+        CaCommand::Workload {
+            dir,
+            cluster,
+            namespace,
+            service,
+        } => {
             let c = pki::issue_workload(&dir, &cluster, &namespace, &service)?;
-            println!("{}\n  cert {}\n  key  {}", c.spiffe_id, c.cert.display(), c.key.display());
+            println!(
+                "{}\n  cert {}\n  key  {}",
+                c.spiffe_id,
+                c.cert.display(),
+                c.key.display()
+            );
         }
     }
     Ok(())

@@ -5,7 +5,9 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber; logs go to stderr.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("MESHGW_LOG_FORMAT").is_ok_and(|v| v == "json") {
         b.json().init();
     } else {

@@ -56,11 +56,18 @@ fn target(a: &StatusArgs) -> Result<Target> {
             ca: cfg.tls.ca.clone(),
             cert: cfg.tls.cert.clone(),
             key: cfg.tls.key.clone(),
-            gateway_id: format!("spiffe://{}/cluster/{}/gateway", cfg.mesh.trust_domain, cfg.cluster.name),
+            gateway_id: format!(
+                "spiffe://{}/cluster/{}/gateway",
+                cfg.mesh.trust_domain, cfg.cluster.name
+            ),
         });
     }
-    let (Some(api), Some(ca), Some(cert), Some(key), Some(cluster)) = (&a.api, &a.ca, &a.cert, &a.key, &a.cluster) else {
-        anyhow::bail!("say which gateway: --config FILE, or --api ADDR --ca FILE --cert FILE --key FILE --cluster NAME");
+    let (Some(api), Some(ca), Some(cert), Some(key), Some(cluster)) =
+        (&a.api, &a.ca, &a.cert, &a.key, &a.cluster)
+    else {
+        anyhow::bail!(
+            "say which gateway: --config FILE, or --api ADDR --ca FILE --cert FILE --key FILE --cluster NAME"
+        );
     };
     let id = Identity::load(cert, key)?;
     let td = id
@@ -84,7 +91,10 @@ pub fn run(a: StatusArgs) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let (peers, services) = rt.block_on(fetch(&t))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&peers, &services))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(&peers, &services))?
+        );
     } else {
         print!("{}", render(&t.api, &peers, &services));
     }
@@ -108,8 +118,14 @@ async fn fetch(t: &Target) -> Result<(Vec<PeerView>, Vec<ServiceView>)> {
         .await
         .map_err(|_| anyhow::anyhow!(hint(&"timed out after 5s")))?
         .map_err(|e| anyhow::anyhow!(hint(&e)))?;
-    let peers = c.list_peers(ListPeersRequest {}).await.map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
-    let services = c.list_services(ListServicesRequest {}).await.map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+    let peers = c
+        .list_peers(ListPeersRequest {})
+        .await
+        .map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+    let services = c
+        .list_services(ListServicesRequest {})
+        .await
+        .map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
     Ok((peers.into_inner().peers, services.into_inner().services))
 }
 
@@ -135,15 +151,32 @@ fn render(api: &str, peers: &[PeerView], services: &[ServiceView]) -> String {
     let mut out = format!("gateway {api}\n\nPEERS\n");
     out += &format!(
         "{:<20} {:<6} {:<22} {:>9} {:>6} {:>10} {:>10} {:<10} {:<12} {}\n",
-        "NAME", "TUNNEL", "ADDRESS", "RTT", "LOST", "SENT", "RECEIVED", "LAST SYNC", "IMPORTS", "LAST ERROR"
+        "NAME",
+        "TUNNEL",
+        "ADDRESS",
+        "RTT",
+        "LOST",
+        "SENT",
+        "RECEIVED",
+        "LAST SYNC",
+        "IMPORTS",
+        "LAST ERROR"
     );
     for p in peers {
         out += &format!(
             "{:<20} {:<6} {:<22} {:>9} {:>6} {:>10} {:>10} {:<10} {:<12} {}\n",
             p.name,
             if p.connected { "up" } else { "down" },
-            if p.address.is_empty() { "-" } else { &p.address },
-            if p.connected { format!("{:.2} ms", p.rtt_ms) } else { "-".into() },
+            if p.address.is_empty() {
+                "-"
+            } else {
+                &p.address
+            },
+            if p.connected {
+                format!("{:.2} ms", p.rtt_ms)
+            } else {
+                "-".into()
+            },
             p.lost_packets,
             bytes(p.bytes_sent),
             bytes(p.bytes_received),
@@ -153,11 +186,22 @@ fn render(api: &str, peers: &[PeerView], services: &[ServiceView]) -> String {
         );
     }
     out += "\nSERVICES\n";
-    out += &format!("{:<32} {:<20} {:<9} {:>8} {:<24} {}\n", "SERVICE", "CLUSTER", "WHERE", "HEALTHY", "ZONES", "STATE");
+    out += &format!(
+        "{:<32} {:<20} {:<9} {:>8} {:<24} {}\n",
+        "SERVICE", "CLUSTER", "WHERE", "HEALTHY", "ZONES", "STATE"
+    );
     for s in services {
         for (i, c) in s.clusters.iter().enumerate() {
-            let name = if i == 0 { format!("{}/{}", s.namespace, s.name) } else { String::new() };
-            let state = if c.stale { format!("stale since {}", ago(c.stale_since_ms)) } else { "fresh".into() };
+            let name = if i == 0 {
+                format!("{}/{}", s.namespace, s.name)
+            } else {
+                String::new()
+            };
+            let state = if c.stale {
+                format!("stale since {}", ago(c.stale_since_ms))
+            } else {
+                "fresh".into()
+            };
             out += &format!(
                 "{:<32} {:<20} {:<9} {:>8} {:<24} {}\n",
                 name,

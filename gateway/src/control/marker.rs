@@ -20,7 +20,10 @@ impl Marker {
         let peer = peer.to_string();
         let task = tokio::spawn(async move {
             let counter = shared.imports[&peer].live_markers.clone();
-            let mut held = HeldGuard { counter, held: false };
+            let mut held = HeldGuard {
+                counter,
+                held: false,
+            };
             let ttl = shared.cfg.sync.stale_after;
             let renew = (ttl / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
             let key = shared.keys.peer_session(&peer, &shared.replica);
@@ -84,13 +87,8 @@ impl HeldGuard {
     fn set(&mut self, held: bool) {
         if held != self.held {
             self.held = held;
-            self.counter.send_modify(|n| {
-                if held {
-                    *n += 1
-                } else {
-                    *n -= 1
-                }
-            });
+            self.counter
+                .send_modify(|n| if held { *n += 1 } else { *n -= 1 });
         }
     }
 }

@@ -39,7 +39,11 @@ pub async fn run(
     };
     let mut session = Session::new(local, Some(peer.clone()), scfg, Instant::now());
     let mut exports = shared.exports.clone();
-    offer(&mut session, &peer, for_peer(cfg, &peer, &exports.borrow_and_update()));
+    offer(
+        &mut session,
+        &peer,
+        for_peer(cfg, &peer, &exports.borrow_and_update()),
+    );
     let imports = shared.imports[&peer].clone();
     let mut marker: Option<marker::Marker> = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -57,12 +61,16 @@ pub async fn run(
                 SessionEvent::ImportSnapshot(list) => {
                     tracing::debug!(%peer, services = list.len(), "import snapshot");
                     imports.apply_snapshot(list);
-                    shared.peers.update_link(&peer, link, |l| l.last_sync_ms = unix_ms());
+                    shared
+                        .peers
+                        .update_link(&peer, link, |l| l.last_sync_ms = unix_ms());
                 }
                 SessionEvent::ImportDelta { upserts, removals } => {
                     tracing::debug!(%peer, upserts = upserts.len(), removals = removals.len(), "import delta");
                     imports.apply_delta(upserts, removals);
-                    shared.peers.update_link(&peer, link, |l| l.last_sync_ms = unix_ms());
+                    shared
+                        .peers
+                        .update_link(&peer, link, |l| l.last_sync_ms = unix_ms());
                 }
                 SessionEvent::Acked { seq } => {
                     shared.metrics.acked(&peer, seq);

@@ -113,7 +113,12 @@ pub async fn dial_loop(shared: Arc<Shared>, peer: String) {
 }
 
 /// Runs one established connection until it closes.
-async fn serve_connection(shared: Arc<Shared>, peer: String, conn: quinn::Connection, outbound: bool) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    peer: String,
+    conn: quinn::Connection,
+    outbound: bool,
+) {
     let link = shared.peers.link_up(
         &peer,
         LinkState {
@@ -154,11 +159,22 @@ async fn run_control(
             tracing::warn!(%peer, kind = kind[0], "unknown stream type before the control stream; ignored");
         }
     };
-    control::run(shared.clone(), peer.to_string(), link, conn.clone(), send, recv).await
+    control::run(
+        shared.clone(),
+        peer.to_string(),
+        link,
+        conn.clone(),
+        send,
+        recv,
+    )
+    .await
 }
 
 /// Binds the tunnel endpoint.
-pub fn bind(cfg: &meshgw_config::GatewayConfig, server: quinn::ServerConfig) -> Result<quinn::Endpoint> {
+pub fn bind(
+    cfg: &meshgw_config::GatewayConfig,
+    server: quinn::ServerConfig,
+) -> Result<quinn::Endpoint> {
     quinn::Endpoint::server(server, cfg.listen.tunnel).map_err(|e| {
         anyhow::anyhow!(
             "cannot bind the tunnel on UDP {}: {e}: is another gateway running, or set listen.tunnel to a free port",
