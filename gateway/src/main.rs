@@ -36,6 +36,8 @@ enum Command {
     },
     /// Shows the mesh as a gateway sees it: peers, tunnels and services.
     Status(cli::status::StatusArgs),
+    /// Runs a three-cluster mesh on this machine and walks through federation and failure.
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Ca(c) => cli::ca::run(c),
         Command::Check { config } => return cli::check(&config),
         Command::Status(a) => cli::status::run(a),
+        Command::Demo(a) => cli::demo::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

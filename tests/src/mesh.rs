@@ -43,6 +43,7 @@ pub struct MeshBuilder {
     clusters: Vec<(String, Backend, usize)>,
     exports: Vec<(String, String, Vec<String>)>,
     sync: Vec<(String, String)>,
+    unreachable: Vec<String>,
 }
 
 impl Default for MeshBuilder {
@@ -58,6 +59,7 @@ impl MeshBuilder {
             clusters: vec![],
             exports: vec![],
             sync: vec![],
+            unreachable: vec![],
         }
     }
 
@@ -74,6 +76,13 @@ impl MeshBuilder {
             service.into(),
             to.iter().map(|s| s.to_string()).collect(),
         ));
+        self
+    }
+
+    /// Gives no peer an address for `cluster`, as for a gateway behind NAT:
+    /// it federates only over the connections it dials itself.
+    pub fn unreachable(mut self, cluster: &str) -> Self {
+        self.unreachable.push(cluster.into());
         self
     }
 
@@ -140,7 +149,11 @@ impl MeshBuilder {
                     .filter(|(n, _)| *n != name)
                     .map(|(n, a)| PeerSpec {
                         name: n.clone(),
-                        addresses: a.clone(),
+                        addresses: if self.unreachable.contains(n) {
+                            vec![]
+                        } else {
+                            a.clone()
+                        },
                         spiffe_id: pki.gateway_id(n),
                         bundle: pki.root(),
                     })

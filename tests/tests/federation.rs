@@ -118,3 +118,38 @@ async fn federation_on_etcd() -> Result<()> {
 async fn federation_on_embedded_store() -> Result<()> {
     scenario(Backend::Embedded).await
 }
+
+/// A gateway behind NAT (no peer has an address for it) dials out and
+/// federates fully, both ways, over the one connection it opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_behind_nat_federates_both_ways_over_its_own_connection() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("nat", Backend::Embedded, 1)
+        .unreachable("nat")
+        .export("a", "default/*", &["*"])
+        .export("nat", "default/*", &["*"])
+        .start()
+        .await?;
+    let mut a = Api::connect(&m, "a").await?;
+    let mut n = Api::connect(&m, "nat").await?;
+    let r: Result<()> = async {
+        let _ka = a.register_kept("default/payments", "p1", 20).await?;
+        let _kn = n.register_kept("default/orders", "o1", 20).await?;
+        sees(&mut n, "default/payments", "a", 1, 1).await?;
+        sees(&mut a, "default/orders", "nat", 1, 1).await?;
+        // a never dialed: its only link to nat is the inbound one.
+        let log = m.clusters["a"].gateways[0].log_text();
+        anyhow::ensure!(
+            !log.contains("tunnel up"),
+            "a dialed nat although it has no address for it"
+        );
+        anyhow::ensure!(
+            log.contains("accepted tunnel"),
+            "a has no inbound tunnel from nat"
+        );
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| e.context(m.logs()))
+}

@@ -1,6 +1,7 @@
 //! The `meshgw` subcommands.
 
 pub mod ca;
+pub mod demo;
 pub mod logging;
 pub mod status;
 
