@@ -119,7 +119,7 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     }
     let [aws, gcp, vm] = [&apis[0], &apis[1], &apis[2]];
 
-    let _leases = vec![
+    let _leases = [
         aws.register("payments", "payments-aws-1", 8443, Protocol::Http, "v1")
             .await?,
         aws.register("payments", "payments-aws-2", 8443, Protocol::Http, "v1")
