@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `{p}/instances/{ns}/{name}/{id}` | [`Instance`] JSON, attached to the instance's lease |
 //! | `{p}/peers/{peer}/imports/{ns}/{name}` | [`ImportRecord`] JSON: a peer's [`ServiceSummary`] |
-//! | `{p}/peers/{peer}/sessions/{replica}` | liveness of one replica's sync session with the peer, attached to a short lease |
+//! | `{p}/peers/{peer}/sessions/{replica}-{link}` | liveness of one sync session of a replica with the peer, attached to a short lease |
 //! | `{p}/leader` | the replica that runs housekeeping (stale marking), attached to its lease |
 //!
 //! A peer's imports and its session markers share the prefix `{p}/peers/{peer}/`,
@@ -226,7 +226,7 @@ impl ServiceSummary {
     }
 }
 
-/// A peer's summary as stored under `{p}/imports/{peer}/...`.
+/// A peer's summary as stored under `{p}/peers/{peer}/imports/{ns}/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportRecord {
     /// What the peer exported.

@@ -1,4 +1,5 @@
-//! Exponential backoff with full jitter, for reconnects and store retries.
+//! Exponential backoff with jitter ("equal jitter": each delay random in
+//! the upper half of the current bound), for reconnects and store retries.
 
 use std::time::Duration;
 

@@ -1,2 +1,7 @@
-//! meshgw data plane (sidecar outbound/inbound proxying). Not built yet: see issue 3.
+//! meshgw data plane.
+//!
+//! - [`route`]: the route header a sidecar sends its gateway, and gateways
+//!   send each other, before a proxied connection becomes an opaque pipe.
 #![forbid(unsafe_code)]
+
+pub mod route;

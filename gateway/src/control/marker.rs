@@ -14,8 +14,11 @@ pub struct Marker {
 }
 
 impl Marker {
-    /// Starts keeping this replica's marker for `peer` alive.
-    pub fn start(shared: &std::sync::Arc<Shared>, peer: &str) -> Self {
+    /// Starts keeping the marker of this replica's session `link` with `peer`
+    /// alive. Each session has its own key (replica and link id), so one
+    /// session ending never takes down the marker of another that still hears
+    /// the peer.
+    pub fn start(shared: &std::sync::Arc<Shared>, peer: &str, link: u64) -> Self {
         let shared = shared.clone();
         let peer = peer.to_string();
         let task = tokio::spawn(async move {
@@ -26,7 +29,9 @@ impl Marker {
             };
             let ttl = shared.cfg.sync.stale_after;
             let renew = (ttl / 3).clamp(Duration::from_millis(200), Duration::from_secs(5));
-            let key = shared.keys.peer_session(&peer, &shared.replica);
+            let key = shared
+                .keys
+                .peer_session(&peer, &format!("{}-{link}", shared.replica));
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
             let mut lease = None;
             loop {

@@ -56,7 +56,7 @@ pub async fn run(
             match ev {
                 SessionEvent::Established(info) => {
                     tracing::info!(%peer, replica = %info.replica, region = %info.region, "sync session established");
-                    marker = Some(marker::Marker::start(&shared, &peer));
+                    marker = Some(marker::Marker::start(&shared, &peer, link));
                 }
                 SessionEvent::ImportSnapshot(list) => {
                     tracing::debug!(%peer, services = list.len(), "import snapshot");
