@@ -46,6 +46,8 @@ pub struct GatewaySpec {
     pub api: SocketAddr,
     /// Admin address.
     pub admin: SocketAddr,
+    /// Forward address (sidecars hand over cross-cluster connections here).
+    pub forward: SocketAddr,
     /// Store.
     pub store: StoreSpec,
     /// CA bundle for API callers.
@@ -78,6 +80,7 @@ impl GatewaySpec {
             tunnel: ports::udp(),
             api: ports::tcp(),
             admin: ports::tcp(),
+            forward: ports::tcp(),
             store,
             ca,
             cert,
@@ -108,8 +111,8 @@ impl GatewaySpec {
         .unwrap();
         writeln!(
             s,
-            "[listen]\ntunnel = \"{}\"\napi = \"{}\"\nadmin = \"{}\"\n",
-            self.tunnel, self.api, self.admin
+            "[listen]\ntunnel = \"{}\"\napi = \"{}\"\nadmin = \"{}\"\nforward = \"{}\"\n",
+            self.tunnel, self.api, self.admin, self.forward
         )
         .unwrap();
         match &self.store {

@@ -140,6 +140,7 @@ fn read_listen(t: &View<'_>, d: &mut Diag) -> Option<ListenConfig> {
     let tunnel = t.socket_addr(d, "tunnel");
     let api = t.socket_addr(d, "api");
     let admin = t.socket_addr(d, "admin");
+    let forward = t.socket_addr(d, "forward");
     if let (Some(api), Some(admin)) = (&api, &admin)
         && api.value == admin.value
         && api.value.port() != 0
@@ -154,6 +155,7 @@ fn read_listen(t: &View<'_>, d: &mut Diag) -> Option<ListenConfig> {
         tunnel: tunnel?.value,
         api: api?.value,
         admin: admin?.value,
+        forward: forward?.value,
     })
 }
 

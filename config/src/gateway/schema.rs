@@ -103,6 +103,12 @@ static LISTEN: TableSpec = TableSpec {
             Default("127.0.0.1:7445"),
             "TCP address of the admin HTTP server: `/healthz`, `/readyz`, `/metrics`.",
         ),
+        KeySpec::value(
+            "forward",
+            "\"ip:port\"",
+            Default("127.0.0.1:7446"),
+            "TCP address (mTLS) where local sidecars hand the gateway connections for other clusters.",
+        ),
     ],
 };
 

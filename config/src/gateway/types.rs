@@ -57,6 +57,8 @@ pub struct ListenConfig {
     pub api: SocketAddr,
     /// TCP address of the admin HTTP server.
     pub admin: SocketAddr,
+    /// TCP address (mTLS) where local sidecars hand over cross-cluster connections.
+    pub forward: SocketAddr,
 }
 
 /// `[store]`: where the cluster catalog is kept.

@@ -20,6 +20,8 @@ pub struct DemoCluster {
     pub api: SocketAddr,
     /// Admin address (TCP).
     pub admin: SocketAddr,
+    /// Forward address (TCP) for sidecars' cross-cluster connections.
+    pub forward: SocketAddr,
 }
 
 /// Returns the config of `c`, peering with every cluster in `all` but itself.
@@ -48,6 +50,8 @@ tunnel = "{tunnel}"
 api = "{api}"
 # /healthz, /readyz and Prometheus /metrics.
 admin = "{admin}"
+# Where local sidecars hand over connections bound for other clusters (mTLS).
+forward = "{forward}"
 
 [store]
 # One gateway per cluster here: the embedded store. With several replicas use
@@ -76,6 +80,7 @@ import_ttl = "1m"
         tunnel = c.tunnel,
         api = c.api,
         admin = c.admin,
+        forward = c.forward,
         data = dir.join(format!("{}-data", c.name)).display(),
         ca = p("root.pem".into()),
         cert = p(format!("{}/gateway.pem", c.name)),

@@ -95,6 +95,7 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
             tunnel: free_udp()?,
             api: free_tcp()?,
             admin: free_tcp()?,
+            forward: free_tcp()?,
         });
     }
     let mut gateways = Vec::new();
