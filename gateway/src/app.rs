@@ -18,7 +18,7 @@ use crate::imports::{self, PeerImports};
 use crate::metrics::Metrics;
 use crate::peers::{PeerRegistry, RegistrySource};
 use crate::shared::Shared;
-use crate::{exports, housekeeping, store, tunnel};
+use crate::{exports, forward, housekeeping, store, tunnel};
 
 /// Runs a gateway until SIGINT or SIGTERM.
 pub async fn run(cfg: GatewayConfig) -> Result<()> {
@@ -41,8 +41,10 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         anyhow::anyhow!("cannot bind the API on TCP {}: {e}: is another gateway running? set listen.api to a free port", cfg.listen.api)
     })?;
     let admin_listener = admin::bind(cfg.listen.admin).await?;
+    let forward_listener = forward::listener::bind(cfg.listen.forward).await?;
 
     let (exports_tx, exports_rx) = watch::channel(Arc::new(BTreeMap::new()));
+    let (instances_tx, instances_rx) = watch::channel(Arc::new(Default::default()));
     let peer_names: Vec<String> = cfg.peers.iter().map(|p| p.name.clone()).collect();
     let imports: BTreeMap<String, PeerImports> = peer_names
         .iter()
@@ -57,6 +59,7 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         peers: registry.clone(),
         imports: imports.clone(),
         exports: exports_rx,
+        instances: instances_rx,
         endpoint: endpoint.clone(),
         client_cfgs,
         metrics: Metrics::new(&cfg.cluster.name),
@@ -67,6 +70,7 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         keys.clone(),
         cfg.cluster.name.clone(),
         exports_tx,
+        instances_tx,
     ));
     for (peer, h) in imports {
         tokio::spawn(imports::run_writer(store.clone(), keys.clone(), peer, h));
@@ -107,6 +111,12 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         }
     });
     let api_tls = api_tls(&cfg, &id)?;
+    let forward_tls = local_tls(&cfg, &id, &[b"meshgw-forward"])?;
+    tokio::spawn(forward::listener::serve(
+        forward_listener,
+        forward_tls,
+        shared.clone(),
+    ));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let api_task = tokio::spawn(async move {
         let shutdown = async move {
@@ -131,6 +141,15 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
 /// Returns the API's TLS settings: callers must present a certificate of this
 /// mesh's trust domain that chains to `tls.ca`.
 fn api_tls(cfg: &GatewayConfig, id: &Identity) -> Result<Arc<rustls::ServerConfig>> {
+    local_tls(cfg, id, &[b"h2"])
+}
+
+/// Returns TLS settings for listeners local workloads call (API, forward).
+fn local_tls(
+    cfg: &GatewayConfig,
+    id: &Identity,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>> {
     let bundle = load_certs(&cfg.tls.ca).context("loading tls.ca")?;
     let verifier = Arc::new(SpiffeClientVerifier::new(vec![TrustEntry {
         name: "local".into(),
@@ -138,9 +157,7 @@ fn api_tls(cfg: &GatewayConfig, id: &Identity) -> Result<Arc<rustls::ServerConfi
         allowed: SpiffeMatch::TrustDomain(cfg.mesh.trust_domain.clone()),
     }])?);
     Ok(Arc::new(meshgw_identity::server_config(
-        id,
-        verifier,
-        &[b"h2"],
+        id, verifier, alpn,
     )?))
 }
 

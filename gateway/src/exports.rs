@@ -18,6 +18,9 @@ use crate::backoff::Backoff;
 /// Every local service's summary, keyed by service.
 pub type LocalSummaries = Arc<BTreeMap<ServiceName, ServiceSummary>>;
 
+/// Every local instance, by service: where forwarded connections go.
+pub type LocalInstances = Arc<HashMap<ServiceName, Vec<Instance>>>;
+
 /// Local instances grouped by service.
 #[derive(Default)]
 struct LocalView {
@@ -76,7 +79,17 @@ pub async fn run(
     keys: Keys,
     cluster: String,
     tx: watch::Sender<LocalSummaries>,
+    instances: watch::Sender<LocalInstances>,
 ) {
+    let publish = |view: &LocalView| {
+        tx.send_replace(Arc::new(view.summaries.clone()));
+        let all = view
+            .services
+            .iter()
+            .map(|(s, m)| (s.clone(), m.values().cloned().collect()))
+            .collect();
+        instances.send_replace(Arc::new(all));
+    };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut view = LocalView::default();
     let mut next: Option<Revision> = None;
@@ -92,7 +105,7 @@ pub async fn run(
                     for s in &svcs {
                         view.resummarise(s, &cluster, rev);
                     }
-                    tx.send_replace(Arc::new(view.summaries.clone()));
+                    publish(&view);
                     next = Some(rev + 1);
                 }
                 Err(e) => {
@@ -128,7 +141,7 @@ pub async fn run(
                     }
                     next = Some(batch.revision + 1);
                     if !touched.is_empty() {
-                        tx.send_replace(Arc::new(view.summaries.clone()));
+                        publish(&view);
                     }
                 }
                 Err(StoreError::Compacted { .. }) => {

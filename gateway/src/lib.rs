@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod cli;
 pub mod control;
 pub mod exports;
+pub mod forward;
 pub mod housekeeping;
 pub mod imports;
 pub mod metrics;

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -17,6 +18,28 @@ pub struct PeerLabels {
     pub dst_cluster: String,
 }
 
+/// Labels of a forwarded connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardLabels {
+    /// This cluster.
+    pub src_cluster: String,
+    /// The other cluster (destination for outgoing, source for incoming).
+    pub dst_cluster: String,
+    /// `namespace/name`.
+    pub service: String,
+    /// `ok` or `error`.
+    pub outcome: String,
+}
+
+/// Decrements the open-streams gauge when dropped.
+pub struct OpenStream(Gauge);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The gateway's metrics.
 pub struct Metrics {
     cluster: String,
@@ -27,6 +50,9 @@ pub struct Metrics {
     rx: Family<PeerLabels, Gauge>,
     acked: Family<PeerLabels, Gauge>,
     connected: Family<PeerLabels, Gauge>,
+    forwarded: Family<ForwardLabels, Counter>,
+    open_streams: Family<PeerLabels, Gauge>,
+    stream_bytes: Family<PeerLabels, Counter>,
 }
 
 impl Metrics {
@@ -41,6 +67,9 @@ impl Metrics {
             rx: Family::default(),
             acked: Family::default(),
             connected: Family::default(),
+            forwarded: Family::default(),
+            open_streams: Family::default(),
+            stream_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -73,6 +102,21 @@ impl Metrics {
             "1 if at least one tunnel to the peer is up",
             m.connected.clone(),
         );
+        registry.register(
+            "forwarded_connections",
+            "Connections forwarded across the tunnel, by outcome",
+            m.forwarded.clone(),
+        );
+        registry.register(
+            "forward_open_streams",
+            "Forwarded connections open now",
+            m.open_streams.clone(),
+        );
+        registry.register(
+            "forward_bytes",
+            "Bytes carried by forwarded connections (both directions)",
+            m.stream_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -104,6 +148,36 @@ impl Metrics {
         self.connected
             .get_or_create(&self.labels(peer))
             .set(i64::from(up));
+    }
+
+    /// Counts a forwarded connection to or from `peer`.
+    pub fn forwarded(
+        &self,
+        peer: &str,
+        svc: &meshgw_federation::model::ServiceName,
+        outcome: &str,
+    ) {
+        let l = ForwardLabels {
+            src_cluster: self.cluster.clone(),
+            dst_cluster: peer.to_string(),
+            service: svc.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.forwarded.get_or_create(&l).inc();
+    }
+
+    /// Counts an open forwarded stream until the guard drops.
+    pub fn stream_open(&self, peer: &str) -> OpenStream {
+        let g = self.open_streams.get_or_create(&self.labels(peer)).clone();
+        g.inc();
+        OpenStream(g)
+    }
+
+    /// Adds a finished stream's bytes.
+    pub fn stream_bytes(&self, peer: &str, up: u64, down: u64) {
+        self.stream_bytes
+            .get_or_create(&self.labels(peer))
+            .inc_by(up + down);
     }
 
     /// Returns the metrics in the Prometheus text format.

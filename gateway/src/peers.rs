@@ -24,6 +24,8 @@ pub struct LinkState {
     pub bytes_received: u64,
     /// Unix ms of the last sync frame received.
     pub last_sync_ms: u64,
+    /// The QUIC connection, for opening data streams.
+    pub conn: Option<quinn::Connection>,
 }
 
 /// One peer's state.
@@ -111,6 +113,29 @@ impl PeerRegistry {
             .unwrap()
             .get(peer)
             .is_some_and(|e| !e.links.is_empty())
+    }
+
+    /// Returns the connection of the lowest-RTT live link to `peer`.
+    pub fn best_conn(&self, peer: &str) -> Option<quinn::Connection> {
+        let peers = self.peers.lock().unwrap();
+        peers
+            .get(peer)?
+            .links
+            .values()
+            .filter(|l| l.conn.as_ref().is_some_and(|c| c.close_reason().is_none()))
+            .min_by(|a, b| a.rtt_ms.total_cmp(&b.rtt_ms))
+            .and_then(|l| l.conn.clone())
+    }
+
+    /// Returns the smoothed RTT of the best link to `peer`, in ms.
+    pub fn rtt_ms(&self, peer: &str) -> Option<f64> {
+        let peers = self.peers.lock().unwrap();
+        peers
+            .get(peer)?
+            .links
+            .values()
+            .map(|l| l.rtt_ms)
+            .min_by(f64::total_cmp)
     }
 
     /// Returns the best (lowest-RTT) live link to each peer.

@@ -8,7 +8,7 @@ use meshgw_federation::model::Keys;
 use meshgw_federation::store::CatalogStore;
 use tokio::sync::watch;
 
-use crate::exports::LocalSummaries;
+use crate::exports::{LocalInstances, LocalSummaries};
 use crate::imports::PeerImports;
 use crate::metrics::Metrics;
 use crate::peers::PeerRegistry;
@@ -29,6 +29,8 @@ pub struct Shared {
     pub imports: BTreeMap<String, PeerImports>,
     /// Local service summaries, updated by the exports task.
     pub exports: watch::Receiver<LocalSummaries>,
+    /// Local instances, updated by the exports task.
+    pub instances: watch::Receiver<LocalInstances>,
     /// The QUIC endpoint.
     pub endpoint: quinn::Endpoint,
     /// Per peer: the QUIC client config (trust bundle and expected SPIFFE ID).

@@ -71,7 +71,9 @@ pub enum RouteError {
     #[error("not a meshgw route header (bad magic): is the client speaking to the right port?")]
     BadMagic,
     /// An unknown format version.
-    #[error("route header version {0} is not supported (this side speaks {VERSION}): upgrade the older side")]
+    #[error(
+        "route header version {0} is not supported (this side speaks {VERSION}): upgrade the older side"
+    )]
     Version(u8),
     /// The body is over [`MAX_BODY`].
     #[error("route header of {0} bytes exceeds the {MAX_BODY}-byte limit")]
@@ -110,7 +112,8 @@ fn decode<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<Option<(T, usize)>
     if buf.len() < 6 + len {
         return Ok(None);
     }
-    let v = serde_json::from_slice(&buf[6..6 + len]).map_err(|e| RouteError::Malformed(e.to_string()))?;
+    let v = serde_json::from_slice(&buf[6..6 + len])
+        .map_err(|e| RouteError::Malformed(e.to_string()))?;
     Ok(Some((v, 6 + len)))
 }
 
@@ -155,7 +158,10 @@ mod tests {
         let n = b.len();
         b.extend_from_slice(b"\x16\x03\x01 tls bytes follow");
         assert_eq!(decode_header(&b), Ok(Some((header(), n))));
-        let a = RouteAnswer { status: RouteStatus::NoInstance, reason: "gateway b: none healthy".into() };
+        let a = RouteAnswer {
+            status: RouteStatus::NoInstance,
+            reason: "gateway b: none healthy".into(),
+        };
         let enc = encode_answer(&a);
         assert_eq!(decode_answer(&enc), Ok(Some((a, enc.len()))));
     }
@@ -170,9 +176,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_magic_version_size_and_json() {
-        assert_eq!(decode_header(b"GET / HTTP/1.1\r\n"), Err(RouteError::BadMagic));
-        assert_eq!(decode_header(b"MGW\x02\x00\x01{"), Err(RouteError::Version(2)));
-        assert_eq!(decode_header(b"MGW\x01\xff\xff"), Err(RouteError::TooLarge(65535)));
-        assert!(matches!(decode_header(b"MGW\x01\x00\x02{}"), Err(RouteError::Malformed(_))));
+        assert_eq!(
+            decode_header(b"GET / HTTP/1.1\r\n"),
+            Err(RouteError::BadMagic)
+        );
+        assert_eq!(
+            decode_header(b"MGW\x02\x00\x01{"),
+            Err(RouteError::Version(2))
+        );
+        assert_eq!(
+            decode_header(b"MGW\x01\xff\xff"),
+            Err(RouteError::TooLarge(65535))
+        );
+        assert!(matches!(
+            decode_header(b"MGW\x01\x00\x02{}"),
+            Err(RouteError::Malformed(_))
+        ));
     }
 }

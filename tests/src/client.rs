@@ -96,12 +96,24 @@ impl Api {
 
     /// Registers instance `id` of `svc` (`ns/name`) with a lease of `ttl` seconds; returns the lease.
     pub async fn register(&mut self, svc: &str, id: &str, ttl: u32) -> Result<i64> {
+        self.register_at(svc, id, "127.0.0.1", 9443, ttl).await
+    }
+
+    /// Registers instance `id` of `svc` reachable at `address:port`; returns the lease.
+    pub async fn register_at(
+        &mut self,
+        svc: &str,
+        id: &str,
+        address: &str,
+        port: u16,
+        ttl: u32,
+    ) -> Result<i64> {
         let (namespace, name) = split(svc);
         let inst = pb::Instance {
             id: id.into(),
             service: Some(pb::ServiceName { namespace, name }),
-            address: "127.0.0.1".into(),
-            port: 9443,
+            address: address.into(),
+            port: u32::from(port),
             protocol: pb::Protocol::Http as i32,
             labels: [("version".to_string(), "v1".to_string())].into(),
             ..Default::default()

@@ -10,6 +10,7 @@
 
 pub mod bin;
 pub mod client;
+pub mod forward;
 pub mod gateway;
 pub mod mesh;
 pub mod pki;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::backoff::Backoff;
-use crate::control;
 use crate::peers::LinkState;
 use crate::shared::Shared;
+use crate::{control, forward};
 
 /// First byte of the catalog sync control stream.
 pub const STREAM_CONTROL: u8 = 0x01;
@@ -124,39 +124,91 @@ async fn serve_connection(
         LinkState {
             address: conn.remote_address().to_string(),
             outbound,
+            conn: Some(conn.clone()),
             ..Default::default()
         },
     );
-    let reason = match run_control(&shared, &peer, link, &conn, outbound).await {
+    // The listener side receives the control stream from the stream acceptor.
+    let (ctl_tx, ctl_rx) = tokio::sync::oneshot::channel();
+    let acceptor = tokio::spawn(accept_streams(
+        shared.clone(),
+        peer.clone(),
+        conn.clone(),
+        (!outbound).then_some(ctl_tx),
+    ));
+    let reason = match run_control(&shared, &peer, link, &conn, outbound, ctl_rx).await {
         Ok(r) => r,
         Err(e) => format!("{e:#}"),
     };
+    acceptor.abort();
     tracing::info!(%peer, %reason, "tunnel closed");
     conn.close(CLOSE_NORMAL.into(), reason.as_bytes());
     shared.peers.link_down(&peer, link, &reason);
 }
 
-/// Opens (dialer) or accepts (listener) the control stream and runs the sync session on it.
+type StreamPair = (quinn::SendStream, quinn::RecvStream);
+
+/// Accepts the streams the peer opens: the control stream (listener side
+/// only, handed to the session) and data streams (served by [`forward::inbound`]).
+async fn accept_streams(
+    shared: Arc<Shared>,
+    peer: String,
+    conn: quinn::Connection,
+    mut control: Option<tokio::sync::oneshot::Sender<StreamPair>>,
+) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let mut kind = [0u8; 1];
+        let timeout = shared.cfg.sync.connect_timeout;
+        match tokio::time::timeout(timeout, recv.read_exact(&mut kind)).await {
+            Ok(Ok(())) => {}
+            _ => {
+                let _ = recv.stop(CLOSE_PROTOCOL.into());
+                continue;
+            }
+        }
+        match kind[0] {
+            STREAM_CONTROL => match control.take() {
+                Some(tx) => {
+                    let _ = tx.send((send, recv));
+                }
+                None => {
+                    tracing::warn!(%peer, "second control stream on one connection; refused");
+                    let _ = send.reset(CLOSE_PROTOCOL.into());
+                }
+            },
+            forward::STREAM_DATA => {
+                tokio::spawn(forward::inbound::serve(
+                    shared.clone(),
+                    peer.clone(),
+                    send,
+                    recv,
+                ));
+            }
+            other => {
+                tracing::warn!(%peer, kind = other, "unknown stream type; refused");
+                let _ = send.reset(CLOSE_PROTOCOL.into());
+            }
+        }
+    }
+}
+
+/// Opens (dialer) or receives (listener) the control stream and runs the sync session on it.
 async fn run_control(
     shared: &Arc<Shared>,
     peer: &str,
     link: u64,
     conn: &quinn::Connection,
     outbound: bool,
+    accepted: tokio::sync::oneshot::Receiver<StreamPair>,
 ) -> Result<String> {
     let (send, recv) = if outbound {
         let (mut send, recv) = conn.open_bi().await?;
         send.write_all(&[STREAM_CONTROL]).await?;
         (send, recv)
     } else {
-        loop {
-            let (send, mut recv) = conn.accept_bi().await?;
-            let mut kind = [0u8; 1];
-            recv.read_exact(&mut kind).await?;
-            if kind[0] == STREAM_CONTROL {
-                break (send, recv);
-            }
-            tracing::warn!(%peer, kind = kind[0], "unknown stream type before the control stream; ignored");
+        tokio::select! {
+            r = accepted => r.map_err(|_| anyhow::anyhow!("connection closed before its control stream"))?,
+            e = conn.closed() => return Ok(format!("connection closed before its control stream: {e}")),
         }
     };
     control::run(
