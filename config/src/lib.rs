@@ -12,6 +12,10 @@
 //!   defaults from the schema and record errors with line numbers; semantic
 //!   and file checks run last. Adding a config kind (e.g. the sidecar's)
 //!   means a schema, typed structs, and their readers.
+//! - [`SidecarConfig::load`] reads `meshgw sidecar --config FILE` the same
+//!   way ([`SIDECAR_SCHEMA`]); [`load_any`] loads either kind, telling them
+//!   apart by their tables (`[gateway]` for a sidecar, `[cluster]` for a
+//!   gateway).
 //! - Relative paths are resolved against the config file's directory; files
 //!   named in the config must exist, and private keys must be mode 0600.
 //!
@@ -25,10 +29,16 @@ mod error;
 pub mod gateway;
 mod read;
 pub mod schema;
+pub mod sidecar;
 mod walk;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{
     ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, ExportRule, GATEWAY_SCHEMA, GatewayConfig,
     ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
+};
+pub use sidecar::{
+    AnyConfig, AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
+    OutboundConfig, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, Timeouts, UpstreamConfig,
+    load_any,
 };

@@ -180,6 +180,70 @@ impl<'a> View<'a> {
         })
     }
 
+    /// Reads an integer in `min..=max`; an absent key reads as its schema
+    /// default (written as a plain number, e.g. `Default("1")`).
+    pub fn integer(&self, diag: &mut Diag, key: &str, min: i64, max: i64) -> Option<Spanned<i64>> {
+        let (value, line) = match self.table.get(key) {
+            Some(item) => match item.as_integer() {
+                Some(v) => (v, diag.line(item.span())),
+                None => {
+                    self.wrong_type(diag, key, item, "an integer");
+                    return None;
+                }
+            },
+            None => match self.spec_of(key).need {
+                Need::Default(v) => (v.parse().expect("schema default is an integer"), self.line),
+                Need::Required => {
+                    self.missing(diag, key, "");
+                    return None;
+                }
+                Need::Optional | Need::RequiredWhen(_) => return None,
+            },
+        };
+        if !(min..=max).contains(&value) {
+            let msg = format!("{value} is out of range; use {min} to {max}");
+            diag.push(line, &self.key_path(key), msg);
+            return None;
+        }
+        Some(Spanned { value, line })
+    }
+
+    /// Reads a table of free-form string values, e.g. `[service.labels]`;
+    /// absent reads as empty. The keys are not checked against a schema.
+    pub fn string_map(
+        &self,
+        diag: &mut Diag,
+        key: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let Some(item) = self.table.get(key) else {
+            return Some(Default::default());
+        };
+        let Some(table) = item.as_table_like() else {
+            self.wrong_type(diag, key, item, "a table of strings");
+            return None;
+        };
+        let mut out = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for (k, v) in table.iter() {
+            let line = diag.line(table.key(k).and_then(|k| k.span()));
+            match v.as_str() {
+                Some(s) => {
+                    out.insert(k.to_string(), s.to_string());
+                }
+                None => {
+                    let found = match v.as_value() {
+                        Some(v) => format!("{} `{}`", v.type_name(), v.to_string().trim()),
+                        None => v.type_name().to_string(),
+                    };
+                    let msg = format!("expected a string, found {found}");
+                    diag.push(line, &format!("{}.{k}", self.key_path(key)), msg);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// Reads an array of strings; an absent optional key reads as `None`.
     pub fn strings(&self, diag: &mut Diag, key: &str) -> Option<Vec<Spanned<String>>> {
         let Some(item) = self.table.get(key) else {

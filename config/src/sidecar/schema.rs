@@ -1,0 +1,320 @@
+//! The schema of the sidecar config file: every allowed key, its type, its
+//! default and its meaning. This table is the one place defaults live.
+
+use crate::schema::Need::{Default, Optional, Required};
+use crate::schema::{KeySpec, TableSpec};
+
+/// The schema of `meshgw sidecar --config FILE`.
+pub static SIDECAR_SCHEMA: TableSpec = TableSpec {
+    header: "",
+    keys: &[
+        KeySpec::table(
+            "mesh",
+            &MESH,
+            Required,
+            "The mesh this workload belongs to.",
+        ),
+        KeySpec::table("locality", &LOCALITY, Required, "Where this workload runs."),
+        KeySpec::table(
+            "gateway",
+            &GATEWAY,
+            Required,
+            "The local gateway: its catalog API and forward listener.",
+        ),
+        KeySpec::table(
+            "service",
+            &SERVICE,
+            Required,
+            "The service this workload is an instance of, and where the app listens.",
+        ),
+        KeySpec::table(
+            "inbound",
+            &INBOUND,
+            Required,
+            "The mTLS listener other sidecars connect to.",
+        ),
+        KeySpec::table(
+            "outbound",
+            &OUTBOUND,
+            Optional,
+            "Listeners the local app calls other services through.",
+        ),
+        KeySpec::tables(
+            "upstreams",
+            &UPSTREAM,
+            "TCP listeners, each bound to one service.",
+        ),
+        KeySpec::table(
+            "health",
+            &HEALTH,
+            Optional,
+            "Health checks of the local app.",
+        ),
+        KeySpec::table(
+            "tls",
+            &TLS,
+            Required,
+            "The workload's certificate and the mesh trust bundle.",
+        ),
+        KeySpec::table("admin", &ADMIN, Optional, "The admin HTTP server."),
+        KeySpec::table("timeouts", &TIMEOUTS, Optional, "Proxy timeouts."),
+    ],
+};
+
+static MESH: TableSpec = TableSpec {
+    header: "[mesh]",
+    keys: &[KeySpec::value(
+        "trust_domain",
+        "string",
+        Required,
+        "SPIFFE trust domain of the mesh; callers' certificates must carry an ID in it.",
+    )],
+};
+
+static LOCALITY: TableSpec = TableSpec {
+    header: "[locality]",
+    keys: &[
+        KeySpec::value(
+            "cluster",
+            "string (DNS label)",
+            Required,
+            "The cluster this workload runs in (the local gateway's `cluster.name`).",
+        ),
+        KeySpec::value(
+            "region",
+            "string",
+            Required,
+            "Region of the cluster (the local gateway's `cluster.region`).",
+        ),
+        KeySpec::value(
+            "zone",
+            "string",
+            Required,
+            "Zone this workload runs in; registered with the instance.",
+        ),
+    ],
+};
+
+static GATEWAY: TableSpec = TableSpec {
+    header: "[gateway]",
+    keys: &[
+        KeySpec::value(
+            "api",
+            "\"host:port\"",
+            Required,
+            "The local gateway's catalog API (its `listen.api`).",
+        ),
+        KeySpec::value(
+            "forward",
+            "\"host:port\"",
+            Required,
+            "The local gateway's forward listener (its `listen.forward`), for other clusters.",
+        ),
+        KeySpec::value(
+            "spiffe_id",
+            "string",
+            Required,
+            "SPIFFE ID the gateway's certificate must carry, e.g. `spiffe://mesh.example/cluster/a/gateway`.",
+        ),
+    ],
+};
+
+static SERVICE: TableSpec = TableSpec {
+    header: "[service]",
+    keys: &[
+        KeySpec::value(
+            "namespace",
+            "string (DNS label)",
+            Required,
+            "Namespace of the service.",
+        ),
+        KeySpec::value(
+            "name",
+            "string (DNS label)",
+            Required,
+            "Name of the service; callers reach it as `name.namespace.mesh`.",
+        ),
+        KeySpec::value(
+            "protocol",
+            "`\"http\"`, `\"grpc\"` or `\"tcp\"`",
+            Required,
+            "What the app speaks: HTTP/1.1, gRPC (HTTP/2 cleartext) or opaque TCP.",
+        ),
+        KeySpec::value(
+            "app",
+            "\"ip:port\"",
+            Required,
+            "Where the local app listens; inbound traffic is forwarded there.",
+        ),
+        KeySpec::value(
+            "weight",
+            "integer",
+            Default("1"),
+            "Relative load-balancing weight of this instance, 1-10000.",
+        ),
+        KeySpec::value(
+            "labels",
+            "table of strings",
+            Optional,
+            "Labels of this instance, e.g. `version = \"v1\"`, for subset routing.",
+        ),
+    ],
+};
+
+static INBOUND: TableSpec = TableSpec {
+    header: "[inbound]",
+    keys: &[
+        KeySpec::value(
+            "listen",
+            "\"ip:port\"",
+            Required,
+            "TCP address of the mTLS listener other sidecars and gateways connect to.",
+        ),
+        KeySpec::value(
+            "advertise",
+            "\"host:port\"",
+            Optional,
+            "Address registered in the catalog; defaults to `listen` (required if `listen` is a wildcard address).",
+        ),
+    ],
+};
+
+static OUTBOUND: TableSpec = TableSpec {
+    header: "[outbound]",
+    keys: &[KeySpec::value(
+        "http",
+        "\"ip:port\"",
+        Optional,
+        "HTTP listener for the app, routing by `Host: name.namespace.mesh`; unset means none.",
+    )],
+};
+
+static UPSTREAM: TableSpec = TableSpec {
+    header: "[[upstreams]]",
+    keys: &[
+        KeySpec::value(
+            "listen",
+            "\"ip:port\"",
+            Required,
+            "TCP address the app connects to in order to reach `service`.",
+        ),
+        KeySpec::value(
+            "service",
+            "string",
+            Required,
+            "Target service as `namespace/name`.",
+        ),
+        KeySpec::value(
+            "port",
+            "integer",
+            Default("0"),
+            "Target port; 0 means the port the service's instances registered.",
+        ),
+    ],
+};
+
+static HEALTH: TableSpec = TableSpec {
+    header: "[health]",
+    keys: &[
+        KeySpec::value(
+            "kind",
+            "`\"http\"`, `\"tcp\"` or `\"none\"`",
+            Default("tcp"),
+            "How the app is checked: HTTP GET expecting 2xx, a TCP connect, or not at all (always healthy).",
+        ),
+        KeySpec::value(
+            "path",
+            "string",
+            Default("/healthz"),
+            "Path of the HTTP check, starting with `/`. HTTP only.",
+        ),
+        KeySpec::value(
+            "interval",
+            "duration",
+            Default("1s"),
+            "Time between checks.",
+        ),
+        KeySpec::value(
+            "timeout",
+            "duration",
+            Default("500ms"),
+            "Timeout of one check; at most `interval`.",
+        ),
+        KeySpec::value(
+            "unhealthy_after",
+            "integer",
+            Default("2"),
+            "Consecutive failures that mark the instance unhealthy, 1-100.",
+        ),
+        KeySpec::value(
+            "healthy_after",
+            "integer",
+            Default("1"),
+            "Consecutive successes that mark it healthy again, 1-100.",
+        ),
+    ],
+};
+
+static TLS: TableSpec = TableSpec {
+    header: "[tls]",
+    keys: &[
+        KeySpec::value(
+            "ca",
+            "path",
+            Required,
+            "PEM trust bundle (the mesh root) for callers, other sidecars and the gateway.",
+        ),
+        KeySpec::value(
+            "cert",
+            "path",
+            Required,
+            "PEM certificate chain of this workload, leaf first (`meshgw ca workload`).",
+        ),
+        KeySpec::value(
+            "key",
+            "path",
+            Required,
+            "PEM private key of `cert`; must not be readable by group or others (mode 0600).",
+        ),
+    ],
+};
+
+static ADMIN: TableSpec = TableSpec {
+    header: "[admin]",
+    keys: &[KeySpec::value(
+        "listen",
+        "\"ip:port\"",
+        Default("127.0.0.1:15000"),
+        "TCP address of the admin HTTP server: `/healthz`, `/readyz`, `/metrics`.",
+    )],
+};
+
+static TIMEOUTS: TableSpec = TableSpec {
+    header: "[timeouts]",
+    keys: &[
+        KeySpec::value(
+            "connect",
+            "duration",
+            Default("2s"),
+            "Timeout of one TCP (and TLS) connect: to the app, another sidecar or the gateway.",
+        ),
+        KeySpec::value(
+            "idle",
+            "duration",
+            Default("5m"),
+            "A proxied connection with no bytes either way for this long is closed.",
+        ),
+        KeySpec::value(
+            "request",
+            "duration",
+            Default("30s"),
+            "Timeout of one HTTP or gRPC request, until the response headers.",
+        ),
+        KeySpec::value(
+            "drain",
+            "duration",
+            Default("5s"),
+            "On SIGTERM, how long in-flight connections may finish before the sidecar exits.",
+        ),
+    ],
+};

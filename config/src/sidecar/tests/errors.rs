@@ -1,0 +1,151 @@
+//! Invalid configs: every error names file, line and key, and says what to do.
+
+use super::{FULL, Fixture, MINIMAL, edit, line_of, only, set_mode};
+
+#[test]
+fn unknown_keys_suggest_the_nearest() {
+    let fx = Fixture::new();
+    let text = edit(FULL, "weight = 3", "wieght = 3");
+    let text = edit(&text, "[admin]", "[admn]");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "service.wieght");
+    assert_eq!(e.line, Some(line_of(&text, "wieght")));
+    assert!(e.message.contains("did you mean `weight`?"), "{e}");
+    let e = only(&errs, "admn");
+    assert!(e.message.contains("did you mean `admin`?"), "{e}");
+    assert_eq!(errs.0.len(), 2, "{errs}");
+    assert!(errs.0.iter().all(|e| e.file == fx.path("sidecar.toml")));
+}
+
+#[test]
+fn missing_keys_point_at_their_table() {
+    let fx = Fixture::new();
+    let text = edit(MINIMAL, "app = \"127.0.0.1:8080\"\n", "");
+    let text = edit(&text, "zone = \"a-zone-a\"\n", "");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "service.app");
+    assert_eq!(e.line, Some(line_of(&text, "[service]")));
+    assert!(e.message.contains("missing required key `app`"), "{e}");
+    only(&errs, "locality.zone");
+    let text = edit(MINIMAL, "[gateway]", "[gateway_]");
+    let errs = fx.errors(&text);
+    assert!(
+        only(&errs, "gateway")
+            .message
+            .contains("missing required table [gateway]")
+    );
+}
+
+#[test]
+fn values_are_checked() {
+    let fx = Fixture::new();
+    let text = edit(FULL, "protocol = \"http\"", "protocol = \"udp\"");
+    let text = edit(&text, "weight = 3", "weight = 0");
+    let text = edit(&text, "cluster = \"a\"", "cluster = \"A_1\"");
+    let text = edit(&text, "api = \"127.0.0.1:7444\"", "api = \"127.0.0.1\"");
+    let text = edit(&text, "spiffe_id = \"spiffe://", "spiffe_id = \"https://");
+    let text = edit(&text, "service = \"default/echo\"", "service = \"echo\"");
+    let text = edit(&text, "port = 9000", "port = 70000");
+    let text = edit(&text, "unhealthy_after = 3", "unhealthy_after = \"3\"");
+    let text = edit(&text, "idle = \"1m\"", "idle = \"0s\"");
+    let text = edit(&text, "version = \"v1\"", "version = 1");
+    let errs = fx.errors(&text);
+    let at = |key: &str, needle: &str, want: &str| {
+        let e = only(&errs, key);
+        assert_eq!(e.line, Some(line_of(&text, needle)), "{e}");
+        assert!(e.message.contains(want), "{e}");
+    };
+    at(
+        "service.protocol",
+        "\"udp\"",
+        "use \"http\", \"grpc\" or \"tcp\"",
+    );
+    at("service.weight", "weight = 0", "use 1 to 10000");
+    at("locality.cluster", "A_1", "not a DNS label");
+    at("gateway.api", "api = ", "host:port");
+    at(
+        "gateway.spiffe_id",
+        "https://",
+        "must start with `spiffe://`",
+    );
+    at(
+        "upstreams[0].service",
+        "service = \"echo\"",
+        "\"namespace/name\"",
+    );
+    at("upstreams[1].port", "70000", "use 0 to 65535");
+    at(
+        "health.unhealthy_after",
+        "unhealthy_after",
+        "expected an integer, found string",
+    );
+    at("timeouts.idle", "idle = ", "greater than zero");
+    at(
+        "service.labels.version",
+        "version = 1",
+        "expected a string, found integer",
+    );
+    assert_eq!(errs.0.len(), 10, "{errs}");
+}
+
+#[test]
+fn health_rules() {
+    let fx = Fixture::new();
+    let text = edit(FULL, "kind = \"http\"", "kind = \"tcp\"");
+    let text = edit(&text, "timeout = \"1s\"", "timeout = \"3s\"");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "health.path");
+    assert!(
+        e.message.contains("applies only when kind = \"http\""),
+        "{e}"
+    );
+    let e = only(&errs, "health.timeout");
+    assert!(e.message.contains("longer than interval (2s)"), "{e}");
+    let text = edit(FULL, "path = \"/ready\"", "path = \"ready\"");
+    let e = only(&fx.errors(&text), "health.path").clone();
+    assert!(e.message.contains("must start with '/'"), "{e}");
+}
+
+#[test]
+fn listeners_must_not_collide_and_wildcards_need_advertise() {
+    let fx = Fixture::new();
+    let text = edit(
+        FULL,
+        "listen = \"127.0.0.1:16001\"",
+        "listen = \"127.0.0.1:15001\"",
+    );
+    let text = edit(&text, "advertise = \"10.0.0.7:15006\"\n", "");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "upstreams[1].listen");
+    assert_eq!(e.line, Some(line_of(&text, "listen = \"127.0.0.1:15001\"")));
+    assert!(e.message.contains("already used by `outbound.http`"), "{e}");
+    let e = only(&errs, "inbound.advertise");
+    assert_eq!(e.line, Some(line_of(&text, "[inbound]")));
+    assert!(e.message.contains("set `advertise`"), "{e}");
+    let text = edit(
+        MINIMAL,
+        "app = \"127.0.0.1:8080\"",
+        "app = \"127.0.0.1:15006\"",
+    );
+    let e = only(&fx.errors(&text), "inbound.listen").clone();
+    assert!(e.message.contains("already used by `service.app`"), "{e}");
+}
+
+#[cfg(unix)]
+#[test]
+fn files_are_checked_and_keys_private() {
+    let fx = Fixture::new();
+    set_mode(&fx.path("pki/a/default.payments.key"), 0o644);
+    std::fs::remove_file(fx.path("pki/root.pem")).unwrap();
+    let errs = fx.errors(MINIMAL);
+    let e = only(&errs, "tls.key");
+    assert!(
+        e.message
+            .contains("readable by others (mode 0644); run: chmod 600"),
+        "{e}"
+    );
+    let e = only(&errs, "tls.ca");
+    assert!(e.message.contains("file not found"), "{e}");
+    assert_eq!(e.line, Some(line_of(MINIMAL, "ca = ")));
+    assert_eq!(errs.0.len(), 2, "{errs}");
+}

@@ -1,0 +1,170 @@
+//! The typed sidecar configuration, as handed to the sidecar's constructors.
+//! See `docs/config.md` ("Sidecar config") for every key, its default and its
+//! meaning.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::gateway::{MeshConfig, TlsFiles};
+
+/// The whole configuration of one sidecar (`meshgw sidecar --config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarConfig {
+    /// `[mesh]`: the mesh this workload belongs to.
+    pub mesh: MeshConfig,
+    /// `[locality]`: where this workload runs.
+    pub locality: LocalityConfig,
+    /// `[gateway]`: the local gateway.
+    pub gateway: GatewayRef,
+    /// `[service]`: the service this workload is an instance of.
+    pub service: ServiceConfig,
+    /// `[inbound]`: the mTLS listener for other sidecars.
+    pub inbound: InboundConfig,
+    /// `[outbound]`: listeners for the local app.
+    pub outbound: OutboundConfig,
+    /// `[[upstreams]]`: TCP listeners bound to one service each, in file order.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// `[health]`: checks of the local app.
+    pub health: HealthConfig,
+    /// `[tls]`: the workload certificate, key and mesh trust bundle.
+    pub tls: TlsFiles,
+    /// `[admin] listen`: the admin HTTP server's address.
+    pub admin: SocketAddr,
+    /// `[timeouts]`: proxy timeouts.
+    pub timeouts: Timeouts,
+    /// The absolute path of the file this configuration was read from.
+    pub source: PathBuf,
+}
+
+/// `[locality]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalityConfig {
+    /// Cluster name, a DNS label.
+    pub cluster: String,
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+}
+
+/// `[gateway]`: how to reach the local gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRef {
+    /// Catalog API address, `host:port`.
+    pub api: String,
+    /// Forward listener address, `host:port`.
+    pub forward: String,
+    /// SPIFFE ID the gateway's certificate must carry.
+    pub spiffe_id: String,
+}
+
+/// What the local app speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppProtocol {
+    /// HTTP/1.1.
+    Http,
+    /// gRPC over cleartext HTTP/2 (prior knowledge).
+    Grpc,
+    /// Opaque TCP.
+    Tcp,
+}
+
+impl AppProtocol {
+    /// Returns the name as written in the config: `http`, `grpc` or `tcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "http",
+            AppProtocol::Grpc => "grpc",
+            AppProtocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// `[service]`: the local instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Namespace, a DNS label.
+    pub namespace: String,
+    /// Name, a DNS label.
+    pub name: String,
+    /// Protocol the app speaks.
+    pub protocol: AppProtocol,
+    /// Where the app listens.
+    pub app: SocketAddr,
+    /// Load-balancing weight, at least 1.
+    pub weight: u32,
+    /// Instance labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[inbound]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// `host:port` registered in the catalog (`listen` when not set; its port
+    /// may then be 0, meaning the port actually bound).
+    pub advertise: String,
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboundConfig {
+    /// HTTP listener routing by `Host: name.namespace.mesh`, if any.
+    pub http: Option<SocketAddr>,
+}
+
+/// `[[upstreams]]`: one TCP listener bound to one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Target service, `namespace/name`.
+    pub service: String,
+    /// Target port; 0 means the service's registered port.
+    pub port: u16,
+}
+
+/// How the app is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    /// HTTP GET of `path`, expecting a 2xx status.
+    Http {
+        /// Request path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connect to the app.
+    Tcp,
+    /// No checks: always healthy.
+    None,
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// The kind of check.
+    pub kind: HealthKind,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Timeout of one check.
+    pub timeout: Duration,
+    /// Consecutive failures that make the instance unhealthy.
+    pub unhealthy_after: u32,
+    /// Consecutive successes that make it healthy again.
+    pub healthy_after: u32,
+}
+
+/// `[timeouts]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// One TCP/TLS connect.
+    pub connect: Duration,
+    /// Idle proxied connection.
+    pub idle: Duration,
+    /// One HTTP request, until response headers.
+    pub request: Duration,
+    /// Drain on shutdown.
+    pub drain: Duration,
+}
