@@ -15,4 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 protoc --version
-etcd --version | head -1
+v=$(etcd --version)
+echo "${v%%$'\n'*}"
