@@ -263,6 +263,13 @@ impl GatewayProc {
         Ok(())
     }
 
+    /// Rewrites the config from `spec` and restarts with it.
+    pub async fn reconfigure(&mut self, spec: GatewaySpec) -> Result<()> {
+        std::fs::write(&self.config, spec.render())?;
+        self.spec = spec;
+        self.restart().await
+    }
+
     /// Starts the process again with the same config and waits until ready.
     pub async fn restart(&mut self) -> Result<()> {
         self.kill();

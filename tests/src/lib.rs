@@ -8,6 +8,7 @@
 //! - [`client`]: a tonic client of a gateway's catalog API.
 //! - [`wait`]: polling with a deadline, never sleep-and-hope.
 
+pub mod apps;
 pub mod bin;
 pub mod client;
 pub mod forward;
@@ -15,6 +16,8 @@ pub mod gateway;
 pub mod mesh;
 pub mod pki;
 pub mod ports;
+pub mod relay;
+pub mod sidecar;
 pub mod wait;
 
 pub use meshgw_federation::testutil::EtcdCluster;

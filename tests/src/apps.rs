@@ -1,0 +1,160 @@
+//! Small real applications for the data-plane tests, on loopback ports:
+//! an HTTP app (identifies itself, echoes the mesh headers it received,
+//! streams big uploads and downloads with checksums), a gRPC app (the
+//! standard grpc.health.v1 service), and a TCP echo. Each stops when dropped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use anyhow::Result;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+
+/// A running app; aborted when dropped.
+pub struct App {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Returns the deterministic byte at offset `i` of a download.
+pub fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// Returns the SHA-256 (hex) of `n` pattern bytes.
+pub fn pattern_sha256(n: u64) -> String {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(buf.len() as u64) as usize;
+        for (j, b) in buf[..k].iter_mut().enumerate() {
+            *b = pattern(i + j as u64);
+        }
+        h.update(&buf[..k]);
+        i += k as u64;
+    }
+    hex(&h.finalize())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(s: String) -> Body {
+    Full::new(Bytes::from(s)).map_err(|never| match never {}).boxed()
+}
+
+/// Starts the HTTP app `name`:
+/// - `GET /` → `200 name=<name>` plus the `x-meshgw-*` and `traceparent` headers it saw, one per line;
+/// - `POST /upload` → `200 <sha256 of the body> <length>` (streamed, never buffered whole);
+/// - `GET /download?n=N` → N pattern bytes (streamed);
+/// - `GET /healthz` → 200.
+pub async fn http(name: &str) -> Result<App> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let name = name.to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| handle(name.clone(), req));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(App { addr, task })
+}
+
+async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let resp = match path.as_str() {
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    n += data.len() as u64;
+                    h.update(&data);
+                }
+            }
+            Response::new(full(format!("{} {n}", hex(&h.finalize()))))
+        }
+        "/download" => {
+            let n: u64 = query.strip_prefix("n=").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let stream = futures::stream::unfold(0u64, move |i| async move {
+                if i >= n {
+                    return None;
+                }
+                let k = (n - i).min(64 * 1024);
+                let chunk: Vec<u8> = (i..i + k).map(pattern).collect();
+                Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))), i + k))
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(stream)))
+        }
+        _ => {
+            let mut out = format!("name={name}\n");
+            for (k, v) in req.headers() {
+                let k = k.as_str();
+                if k.starts_with("x-meshgw-") || k == "traceparent" {
+                    out += &format!("{k}={}\n", v.to_str().unwrap_or("?"));
+                }
+            }
+            Response::new(full(out))
+        }
+    };
+    Ok(resp)
+}
+
+/// Starts a TCP echo app.
+pub async fn tcp_echo() -> Result<App> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    Ok(App { addr, task })
+}
+
+/// Starts a gRPC app serving `grpc.health.v1.Health`, reporting `service` as SERVING.
+pub async fn grpc(service: &str) -> Result<App> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(service, tonic_health::ServingStatus::Serving).await;
+    let task = tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        let _ = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await;
+        drop(reporter);
+    });
+    Ok(App { addr, task })
+}
