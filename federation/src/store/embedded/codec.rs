@@ -200,8 +200,53 @@ impl Record {
             t => return Err(format!("unknown record tag {t}")),
         };
         d.finish()?;
+        check_seq(seq)?;
+        match &rec {
+            Record::Write { rev, .. } => check_counter("revision", *rev)?,
+            Record::Grant { id, ttl_secs } => {
+                check_counter("lease id", *id)?;
+                check_ttl(*ttl_secs)?;
+            }
+            Record::EndLease { id, rev, .. } => {
+                check_counter("lease id", *id)?;
+                check_counter("revision", *rev)?;
+            }
+        }
         Ok((seq, rec))
     }
+}
+
+/// Largest sequence number, revision or lease id accepted from disk. The
+/// store only ever counts up by one from 1, so anything near the type's
+/// limit is damage that a checksum happened to miss; accepting it would make
+/// the next increment wrap (and lose a write on the next replay).
+pub(crate) const MAX_COUNTER: u64 = 1 << 62;
+
+/// Longest lease TTL accepted from disk (ten years; the API clamps to minutes).
+pub(crate) const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Rejects a sequence number no store could have written.
+pub(crate) fn check_seq(seq: u64) -> Result<(), String> {
+    if seq >= MAX_COUNTER {
+        return Err(format!("sequence number {seq} is out of range"));
+    }
+    Ok(())
+}
+
+/// Rejects a revision or lease id no store could have written.
+pub(crate) fn check_counter(what: &str, v: i64) -> Result<(), String> {
+    if v < 0 || v as u64 >= MAX_COUNTER {
+        return Err(format!("{what} {v} is out of range"));
+    }
+    Ok(())
+}
+
+/// Rejects a lease TTL no store could have written.
+pub(crate) fn check_ttl(ttl: u64) -> Result<(), String> {
+    if ttl > MAX_TTL_SECS {
+        return Err(format!("lease TTL of {ttl} s is out of range"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -238,6 +283,20 @@ mod tests {
             let (seq, back) = Record::decode(&r.encode(i as u64)).unwrap();
             assert_eq!((seq, &back), (i as u64, r));
         }
+    }
+
+    #[test]
+    fn decode_rejects_values_no_store_writes() {
+        // Found by the store_log fuzz target: a huge TTL overflowed the clock,
+        // and a sequence number at u64::MAX made the next append wrap to 0.
+        let huge_ttl = Record::Grant { id: 1, ttl_secs: u64::MAX }.encode(1);
+        assert!(Record::decode(&huge_ttl).unwrap_err().contains("TTL"));
+        let max_seq = Record::Grant { id: 1, ttl_secs: 1 }.encode(u64::MAX);
+        assert!(Record::decode(&max_seq).unwrap_err().contains("sequence"));
+        let neg_rev = Record::Write { rev: -1, effects: vec![] }.encode(1);
+        assert!(Record::decode(&neg_rev).unwrap_err().contains("revision"));
+        let ok = Record::Grant { id: 1, ttl_secs: MAX_TTL_SECS }.encode(MAX_COUNTER - 1);
+        assert!(Record::decode(&ok).is_ok());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::time::Instant;
 
-use super::codec::{Dec, Enc, FRAME_HEADER, MAX_FRAME, Record, crc32, frame};
+use super::codec::{
+    Dec, Enc, FRAME_HEADER, MAX_FRAME, Record, check_counter, check_seq, check_ttl, crc32, frame,
+};
 use super::state::{State, Stored};
 use crate::store::StoreError;
 
@@ -201,8 +203,11 @@ fn decode_snapshot(bytes: &[u8], state: &mut State, now: Instant) -> Result<u64,
     }
     let mut d = Dec(payload);
     let seq = d.u64()?;
+    check_seq(seq)?;
     state.revision = d.i64()?;
+    check_counter("revision", state.revision)?;
     state.next_lease = d.i64()?;
+    check_counter("next lease id", state.next_lease)?;
     let mut keys = Vec::new();
     for _ in 0..d.u64()? {
         let key = d.string()?;
@@ -213,12 +218,18 @@ fn decode_snapshot(bytes: &[u8], state: &mut State, now: Instant) -> Result<u64,
             version: d.i64()?,
             lease: d.i64()?,
         };
+        check_counter("create revision", stored.create_revision)?;
+        check_counter("mod revision", stored.mod_revision)?;
+        check_counter("version", stored.version)?;
+        check_counter("lease id", stored.lease)?;
         keys.push((key.clone(), stored.lease));
         state.kvs.insert(key, stored);
     }
     for _ in 0..d.u64()? {
         let id = d.i64()?;
         let ttl_secs = d.u64()?;
+        check_counter("lease id", id)?;
+        check_ttl(ttl_secs)?;
         state.apply(&Record::Grant { id, ttl_secs }, now);
     }
     for (key, lease) in keys {

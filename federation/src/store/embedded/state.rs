@@ -175,7 +175,9 @@ impl State {
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         Record::Grant {
             id: self.next_lease,
-            ttl_secs: secs.max(1),
+            // Clamped so that the deadline can never overflow the clock, and
+            // so the record passes the decoder's range check on replay.
+            ttl_secs: secs.clamp(1, super::codec::MAX_TTL_SECS),
         }
     }
 
