@@ -58,7 +58,9 @@ fn hex(b: &[u8]) -> String {
 type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(s: String) -> Body {
-    Full::new(Bytes::from(s)).map_err(|never| match never {}).boxed()
+    Full::new(Bytes::from(s))
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Starts the HTTP app `name`:
@@ -101,14 +103,20 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
             Response::new(full(format!("{} {n}", hex(&h.finalize()))))
         }
         "/download" => {
-            let n: u64 = query.strip_prefix("n=").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n: u64 = query
+                .strip_prefix("n=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let stream = futures::stream::unfold(0u64, move |i| async move {
                 if i >= n {
                     return None;
                 }
                 let k = (n - i).min(64 * 1024);
                 let chunk: Vec<u8> = (i..i + k).map(pattern).collect();
-                Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))), i + k))
+                Some((
+                    Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))),
+                    i + k,
+                ))
             });
             Response::new(BodyExt::boxed(StreamBody::new(stream)))
         }
@@ -147,7 +155,9 @@ pub async fn grpc(service: &str) -> Result<App> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status(service, tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status(service, tonic_health::ServingStatus::Serving)
+        .await;
     let task = tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
         let _ = tonic::transport::Server::builder()

@@ -51,7 +51,9 @@ pub async fn tcp(target: SocketAddr) -> Result<Relay> {
         while let Ok((client, _)) = l.accept().await {
             let log = log.clone();
             tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(target).await else { return };
+                let Ok(server) = TcpStream::connect(target).await else {
+                    return;
+                };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
                 tokio::join!(pump(cr, sw, log.clone()), pump(sr, cw, log));
@@ -61,7 +63,11 @@ pub async fn tcp(target: SocketAddr) -> Result<Relay> {
     Ok(Relay { addr, seen, task })
 }
 
-async fn pump(mut r: tokio::net::tcp::OwnedReadHalf, mut w: tokio::net::tcp::OwnedWriteHalf, log: Arc<Mutex<Vec<u8>>>) {
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    log: Arc<Mutex<Vec<u8>>>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match r.read(&mut buf).await {

@@ -51,9 +51,17 @@ impl SidecarSpec {
         let mut s = String::new();
         writeln!(s, "[mesh]\ntrust_domain = {:?}\n", self.trust_domain).unwrap();
         let (c, r, z) = &self.locality;
-        writeln!(s, "[locality]\ncluster = {c:?}\nregion = {r:?}\nzone = {z:?}\n").unwrap();
+        writeln!(
+            s,
+            "[locality]\ncluster = {c:?}\nregion = {r:?}\nzone = {z:?}\n"
+        )
+        .unwrap();
         let (api, fwd, id) = &self.gateway;
-        writeln!(s, "[gateway]\napi = \"{api}\"\nforward = \"{fwd}\"\nspiffe_id = {id:?}\n").unwrap();
+        writeln!(
+            s,
+            "[gateway]\napi = \"{api}\"\nforward = \"{fwd}\"\nspiffe_id = {id:?}\n"
+        )
+        .unwrap();
         writeln!(
             s,
             "[service]\nnamespace = {ns:?}\nname = {name:?}\nprotocol = {:?}\napp = \"{}\"\n",
@@ -70,13 +78,28 @@ impl SidecarSpec {
         writeln!(s, "[inbound]\nlisten = \"{}\"\n", self.inbound).unwrap();
         writeln!(s, "[outbound]\nhttp = \"{}\"\n", self.outbound_http).unwrap();
         for (listen, svc) in &self.upstreams {
-            writeln!(s, "[[upstreams]]\nlisten = \"{listen}\"\nservice = {svc:?}\n").unwrap();
+            writeln!(
+                s,
+                "[[upstreams]]\nlisten = \"{listen}\"\nservice = {svc:?}\n"
+            )
+            .unwrap();
         }
         writeln!(s, "[health]\nkind = {:?}\ninterval = \"300ms\"\ntimeout = \"300ms\"\nunhealthy_after = 1\nhealthy_after = 1\n", self.health).unwrap();
         let (ca, cert, key) = &self.tls;
-        writeln!(s, "[tls]\nca = {}\ncert = {}\nkey = {}\n", p(ca), p(cert), p(key)).unwrap();
+        writeln!(
+            s,
+            "[tls]\nca = {}\ncert = {}\nkey = {}\n",
+            p(ca),
+            p(cert),
+            p(key)
+        )
+        .unwrap();
         writeln!(s, "[admin]\nlisten = \"{}\"\n", self.admin).unwrap();
-        writeln!(s, "[timeouts]\nconnect = \"1s\"\nidle = \"60s\"\nrequest = \"60s\"\ndrain = \"2s\"").unwrap();
+        writeln!(
+            s,
+            "[timeouts]\nconnect = \"1s\"\nidle = \"60s\"\nrequest = \"60s\"\ndrain = \"2s\""
+        )
+        .unwrap();
         s
     }
 }
@@ -95,22 +118,37 @@ pub struct SidecarProc {
 impl SidecarProc {
     /// Writes the config and starts the sidecar; waits until `/readyz` answers 200.
     pub async fn start(spec: SidecarSpec, dir: &Path) -> Result<Self> {
-        let name = format!("sidecar-{}-{}", spec.service.replace('/', "."), spec.admin.port());
+        let name = format!(
+            "sidecar-{}-{}",
+            spec.service.replace('/', "."),
+            spec.admin.port()
+        );
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, spec.render())?;
         let log = dir.join(format!("{name}.log"));
-        let mut s = SidecarProc { spec, config, log, child: None };
+        let mut s = SidecarProc {
+            spec,
+            config,
+            log,
+            child: None,
+        };
         s.spawn()?;
         s.wait_ready().await?;
         Ok(s)
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(bin::path())
             .args(["sidecar", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", std::env::var("MESHGW_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("MESHGW_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
@@ -124,13 +162,19 @@ impl SidecarProc {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.as_mut().context("not running")?.try_wait()? {
-                bail!("sidecar exited during start-up ({st}); log:\n{}", std::fs::read_to_string(&self.log)?);
+                bail!(
+                    "sidecar exited during start-up ({st}); log:\n{}",
+                    std::fs::read_to_string(&self.log)?
+                );
             }
             if matches!(http_get(self.spec.admin, "/readyz"), Ok((200, _))) {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                bail!("sidecar not ready after 20s; log:\n{}", std::fs::read_to_string(&self.log)?);
+                bail!(
+                    "sidecar not ready after 20s; log:\n{}",
+                    std::fs::read_to_string(&self.log)?
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -147,7 +191,9 @@ impl SidecarProc {
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let mut c = self.child.take().context("not running")?;
-        Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(st) = c.try_wait()? {
@@ -181,19 +227,35 @@ impl Drop for SidecarProc {
 impl Mesh {
     /// Starts a sidecar in `cluster` (next to its first gateway) for `service`
     /// (`ns/name`) fronting `app`, with a fresh workload certificate.
-    pub async fn sidecar(&self, cluster: &str, service: &str, protocol: &str, app: SocketAddr) -> Result<SidecarProc> {
+    pub async fn sidecar(
+        &self,
+        cluster: &str,
+        service: &str,
+        protocol: &str,
+        app: SocketAddr,
+    ) -> Result<SidecarProc> {
         let spec = self.sidecar_spec(cluster, service, protocol, app)?;
         SidecarProc::start(spec, self.dir.path()).await
     }
 
     /// Returns a sidecar spec for `cluster`, to adjust before starting it.
-    pub fn sidecar_spec(&self, cluster: &str, service: &str, protocol: &str, app: SocketAddr) -> Result<SidecarSpec> {
+    pub fn sidecar_spec(
+        &self,
+        cluster: &str,
+        service: &str,
+        protocol: &str,
+        app: SocketAddr,
+    ) -> Result<SidecarSpec> {
         let gw: &GatewayProc = &self.clusters[cluster].gateways[0];
         let (ns, name) = service.split_once('/').context("service as ns/name")?;
         let (cert, key) = self.pki.workload(cluster, ns, name)?;
         Ok(SidecarSpec {
             trust_domain: self.pki.trust_domain.clone(),
-            locality: (cluster.into(), format!("{cluster}-region"), format!("{cluster}-zone-a")),
+            locality: (
+                cluster.into(),
+                format!("{cluster}-region"),
+                format!("{cluster}-zone-a"),
+            ),
             gateway: (gw.spec.api, gw.spec.forward, gw.spec.spiffe_id()),
             service: service.into(),
             protocol: protocol.into(),
@@ -202,7 +264,11 @@ impl Mesh {
             inbound: ports::tcp(),
             outbound_http: ports::tcp(),
             upstreams: vec![],
-            health: if protocol == "http" { "http".into() } else { "tcp".into() },
+            health: if protocol == "http" {
+                "http".into()
+            } else {
+                "tcp".into()
+            },
             tls: (self.pki.root(), cert, key),
             admin: ports::tcp(),
         })

@@ -24,10 +24,13 @@ pub enum ReadError {
     Timeout(Duration),
 }
 
+/// A route frame decoder: [`route::decode_header`](meshgw_proxy::route::decode_header) or `decode_answer`.
+pub type Decode<T> = fn(&[u8]) -> Result<Option<(T, usize)>, RouteError>;
+
 /// Reads one frame with `decode` from `io`, byte-exact (nothing after the frame is consumed).
 pub async fn read_frame<T, R>(
     io: &mut R,
-    decode: fn(&[u8]) -> Result<Option<(T, usize)>, RouteError>,
+    decode: Decode<T>,
     timeout: Duration,
 ) -> Result<T, ReadError>
 where

@@ -289,13 +289,25 @@ mod tests {
     fn decode_rejects_values_no_store_writes() {
         // Found by the store_log fuzz target: a huge TTL overflowed the clock,
         // and a sequence number at u64::MAX made the next append wrap to 0.
-        let huge_ttl = Record::Grant { id: 1, ttl_secs: u64::MAX }.encode(1);
+        let huge_ttl = Record::Grant {
+            id: 1,
+            ttl_secs: u64::MAX,
+        }
+        .encode(1);
         assert!(Record::decode(&huge_ttl).unwrap_err().contains("TTL"));
         let max_seq = Record::Grant { id: 1, ttl_secs: 1 }.encode(u64::MAX);
         assert!(Record::decode(&max_seq).unwrap_err().contains("sequence"));
-        let neg_rev = Record::Write { rev: -1, effects: vec![] }.encode(1);
+        let neg_rev = Record::Write {
+            rev: -1,
+            effects: vec![],
+        }
+        .encode(1);
         assert!(Record::decode(&neg_rev).unwrap_err().contains("revision"));
-        let ok = Record::Grant { id: 1, ttl_secs: MAX_TTL_SECS }.encode(MAX_COUNTER - 1);
+        let ok = Record::Grant {
+            id: 1,
+            ttl_secs: MAX_TTL_SECS,
+        }
+        .encode(MAX_COUNTER - 1);
         assert!(Record::decode(&ok).is_ok());
     }
 
