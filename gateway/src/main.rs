@@ -24,13 +24,20 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Runs a sidecar next to one workload: registers it with the local
+    /// gateway and proxies its traffic.
+    Sidecar {
+        /// Sidecar config file (TOML; see docs/config.md, "Sidecar config").
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Development PKI: a mesh root, per-cluster intermediates, and gateway and
     /// workload certificates with SPIFFE IDs.
     #[command(subcommand)]
     Ca(cli::ca::CaCommand),
     /// Validates a config file; prints every error with file, line and key.
     Check {
-        /// Gateway config file.
+        /// Gateway or sidecar config file.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     cli::logging::init();
     let result = match cli.command {
         Command::Gateway { config } => cli::gateway(&config),
+        Command::Sidecar { config } => cli::sidecar(&config),
         Command::Ca(c) => cli::ca::run(c),
         Command::Check { config } => return cli::check(&config),
         Command::Status(a) => cli::status::run(a),

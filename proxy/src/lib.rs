@@ -2,6 +2,29 @@
 //!
 //! - [`route`]: the route header a sidecar sends its gateway, and gateways
 //!   send each other, before a proxied connection becomes an opaque pipe.
+//! - [`sidecar`]: `meshgw sidecar`: registers the workload with the local
+//!   gateway, checks the app's health, and runs the listeners.
+//! - [`catalog`]: the sidecar's [`catalog::View`] of local instances and
+//!   imports, kept current from the gateway's Watch stream.
+//! - [`tls`]: the workload's mTLS configs ([`tls::WorkloadTls`]).
+//! - [`inbound`]: the mTLS listener other sidecars connect to, forwarding to
+//!   the app (TCP splice or HTTP/2 to HTTP/1.1 or h2c).
+//! - [`admin`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`outbound`]: the listeners the local app calls (`[[upstreams]]` TCP and
+//!   `outbound.http`), routing by service name; [`balance`] chooses the
+//!   target, [`connect`] dials it (directly, or through the local gateway
+//!   with the route header and a nested mTLS session), and [`error`] says
+//!   which hop failed and why.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod balance;
+pub mod catalog;
+pub mod connect;
+pub mod error;
+pub mod inbound;
+pub mod metrics;
+pub mod outbound;
 pub mod route;
+pub mod sidecar;
+pub mod tls;

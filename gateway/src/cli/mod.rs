@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use meshgw_config::GatewayConfig;
+use meshgw_config::{AnyConfig, GatewayConfig, SidecarConfig, load_any};
 
 /// `meshgw gateway --config FILE`.
 pub fn gateway(config: &Path) -> Result<()> {
@@ -18,16 +18,36 @@ pub fn gateway(config: &Path) -> Result<()> {
     rt.block_on(crate::app::run(cfg))
 }
 
-/// `meshgw check --config FILE`: prints every error, exits 1 if there is any.
+/// `meshgw sidecar --config FILE`.
+pub fn sidecar(config: &Path) -> Result<()> {
+    let cfg = SidecarConfig::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(meshgw_proxy::sidecar::run(cfg))?;
+    Ok(())
+}
+
+/// `meshgw check --config FILE` (gateway or sidecar config): prints every
+/// error, exits 1 if there is any.
 pub fn check(config: &Path) -> ExitCode {
-    match GatewayConfig::load(config) {
-        Ok(cfg) => {
+    match load_any(config) {
+        Ok(AnyConfig::Gateway(cfg)) => {
             println!(
-                "{}: ok (cluster {}, {} peer(s), {} export rule(s))",
+                "{}: ok (gateway of cluster {}, {} peer(s), {} export rule(s))",
                 config.display(),
                 cfg.cluster.name,
                 cfg.peers.len(),
                 cfg.exports.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(AnyConfig::Sidecar(cfg)) => {
+            println!(
+                "{}: ok (sidecar of {}/{} in cluster {}, {} upstream(s))",
+                config.display(),
+                cfg.service.namespace,
+                cfg.service.name,
+                cfg.locality.cluster,
+                cfg.upstreams.len()
             );
             ExitCode::SUCCESS
         }

@@ -1,0 +1,165 @@
+//! The inbound listener: mTLS from other sidecars (directly, or through
+//! gateways from other clusters) to the local app.
+//!
+//! After the handshake, the caller's SPIFFE ID comes from its certificate.
+//! ALPN `meshgw-tcp` (or a `tcp` service) splices bytes to the app; ALPN
+//! `h2` serves HTTP/2 and forwards each request, streaming, to the app over
+//! HTTP/1.1 (`http`) or cleartext HTTP/2 (`grpc`), adding `x-meshgw-caller`.
+//! A refused handshake is logged, counted, and never stops the listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshgw_config::{AppProtocol, SidecarConfig, Timeouts};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::metrics::{Direction, Metrics};
+use crate::sidecar::forward::AppForwarder;
+use crate::sidecar::splice::splice;
+use crate::tls::{ALPN_H2, WorkloadTls};
+
+/// How long a caller has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The inbound side of one sidecar.
+pub struct Inbound {
+    app: SocketAddr,
+    protocol: AppProtocol,
+    timeouts: Timeouts,
+    acceptor: TlsAcceptor,
+    metrics: Arc<Metrics>,
+    http: Arc<AppForwarder>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("app", &self.app)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inbound {
+    /// Creates the inbound side for `cfg`'s app, accepting with `tls`.
+    pub fn new(cfg: &SidecarConfig, tls: &WorkloadTls, metrics: Arc<Metrics>) -> Arc<Self> {
+        let service = format!("{}/{}", cfg.service.namespace, cfg.service.name);
+        Arc::new(Self {
+            app: cfg.service.app,
+            protocol: cfg.service.protocol,
+            timeouts: cfg.timeouts,
+            acceptor: TlsAcceptor::from(tls.server()),
+            http: Arc::new(AppForwarder::new(cfg, service, metrics.clone())),
+            metrics,
+        })
+    }
+
+    /// Accepts connections on `listener` until `shutdown` turns true, then
+    /// stops accepting and lets open connections finish for up to
+    /// `timeouts.drain` (HTTP/2 callers get a GOAWAY), then closes the rest.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = crate::sidecar::stopped(&mut shutdown) => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, remote)) => {
+                        let me = self.clone();
+                        conns.spawn(me.connection(tcp, remote, shutdown.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inbound accept failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let open = conns.len();
+        if open > 0 {
+            tracing::info!(open, drain = ?self.timeouts.drain, "inbound draining connections");
+        }
+        let drained = tokio::time::timeout(self.timeouts.drain, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = conns.len(),
+                "inbound drain timed out; closing the rest"
+            );
+            conns.abort_all();
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        remote: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                self.metrics.handshake_failed(Direction::Inbound);
+                tracing::warn!(%remote, error = %e, "refused inbound connection: TLS handshake failed; the caller needs a workload certificate of this mesh (`meshgw ca workload`)");
+                return;
+            }
+            Err(_) => {
+                self.metrics.handshake_failed(Direction::Inbound);
+                tracing::warn!(%remote, "refused inbound connection: TLS handshake timed out after {HANDSHAKE_TIMEOUT:?}");
+                return;
+            }
+        };
+        let (_, session) = tls.get_ref();
+        let caller =
+            meshgw_identity::peer_spiffe_id(session.peer_certificates()).unwrap_or_default();
+        let h2 = session.alpn_protocol() == Some(ALPN_H2);
+        self.metrics.conn_open(Direction::Inbound);
+        if h2 && self.protocol != AppProtocol::Tcp {
+            tracing::debug!(%remote, %caller, "inbound HTTP/2 connection");
+            self.http
+                .clone()
+                .serve_h2(tls, Arc::from(caller), shutdown)
+                .await;
+        } else {
+            self.splice_to_app(tls, remote, &caller).await;
+        }
+        self.metrics.conn_close(Direction::Inbound);
+    }
+
+    async fn splice_to_app(&self, tls: TlsStream<TcpStream>, remote: SocketAddr, caller: &str) {
+        let app = match tokio::time::timeout(self.timeouts.connect, TcpStream::connect(self.app))
+            .await
+        {
+            Ok(Ok(app)) => app,
+            Ok(Err(e)) => {
+                tracing::warn!(%remote, %caller, app = %self.app, error = %e, "cannot reach the app; is it listening on service.app?");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%remote, %caller, app = %self.app, "connecting to the app timed out (timeouts.connect)");
+                return;
+            }
+        };
+        let _ = app.set_nodelay(true);
+        match splice(tls, app, self.timeouts.idle).await {
+            Ok((up, down)) => {
+                self.metrics.bytes(Direction::Inbound, up + down);
+                tracing::debug!(%remote, %caller, up, down, "inbound TCP connection closed");
+            }
+            Err(e) => tracing::debug!(%remote, %caller, error = %e, "inbound TCP connection ended"),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Prometheus metrics of the sidecar, served on its admin port as
+//! OpenMetrics text. Request metrics carry `src_cluster`, `dst_cluster` and
+//! `service`; connection and byte metrics carry the `direction`.
+
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Which side of the sidecar traffic passes through.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Direction {
+    /// From other sidecars (or gateways) to the local app.
+    Inbound,
+    /// From the local app to other services.
+    Outbound,
+}
+
+/// Labels of one route: who called whom.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The caller's cluster.
+    pub src_cluster: String,
+    /// The callee's cluster.
+    pub dst_cluster: String,
+    /// The called service, `namespace/name`.
+    pub service: String,
+}
+
+/// Labels of a request count: the route and the status class (`2xx`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The caller's cluster.
+    pub src_cluster: String,
+    /// The callee's cluster.
+    pub dst_cluster: String,
+    /// The called service, `namespace/name`.
+    pub service: String,
+    /// `1xx` to `5xx`.
+    pub status_class: String,
+}
+
+/// Labels naming a direction.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// Inbound or outbound.
+    pub direction: Direction,
+}
+
+/// The sidecar's metrics. Shared by the inbound and outbound sides.
+pub struct Metrics {
+    cluster: String,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    open: Family<DirectionLabels, Gauge>,
+    conns: Family<DirectionLabels, Counter>,
+    bytes: Family<DirectionLabels, Counter>,
+    handshake_failures: Family<DirectionLabels, Counter>,
+    app_healthy: Gauge<i64, AtomicI64>,
+    registered: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    /// Creates and registers every metric; `cluster` is this sidecar's
+    /// cluster (the `src_cluster` of outbound requests).
+    pub fn new(cluster: &str) -> Self {
+        let mut registry = Registry::with_prefix("meshgw_sidecar");
+        let m = Metrics {
+            cluster: cluster.to_string(),
+            registry: Registry::default(),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            open: Family::default(),
+            conns: Family::default(),
+            bytes: Family::default(),
+            handshake_failures: Family::default(),
+            app_healthy: Gauge::default(),
+            registered: Gauge::default(),
+        };
+        registry.register(
+            "requests",
+            "HTTP and gRPC requests by route and status class",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to response headers, by route",
+            m.latency.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Proxied connections open now",
+            m.open.clone(),
+        );
+        registry.register(
+            "connections",
+            "Proxied connections accepted",
+            m.conns.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes proxied (both ways) on closed connections",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "Refused TLS handshakes (no client certificate, untrusted CA, wrong ID)",
+            m.handshake_failures.clone(),
+        );
+        registry.register(
+            "app_healthy",
+            "1 while the local app passes its health checks",
+            m.app_healthy.clone(),
+        );
+        registry.register(
+            "registered",
+            "1 while the instance is registered with the gateway",
+            m.registered.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Returns this sidecar's cluster.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Records an outbound request from this cluster to `service` in
+    /// `dst_cluster` that got `status` after `elapsed`.
+    pub fn request(&self, dst_cluster: &str, service: &str, status: u16, elapsed: Duration) {
+        self.request_between(&self.cluster, dst_cluster, service, status, elapsed);
+    }
+
+    /// Records a request from `src_cluster` to `dst_cluster`.
+    pub fn request_between(
+        &self,
+        src_cluster: &str,
+        dst_cluster: &str,
+        service: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let route = RouteLabels {
+            src_cluster: src_cluster.to_string(),
+            dst_cluster: dst_cluster.to_string(),
+            service: service.to_string(),
+        };
+        self.latency
+            .get_or_create(&route)
+            .observe(elapsed.as_secs_f64());
+        let class = format!("{}xx", (status / 100).clamp(1, 5));
+        self.requests
+            .get_or_create(&RequestLabels {
+                src_cluster: route.src_cluster,
+                dst_cluster: route.dst_cluster,
+                service: route.service,
+                status_class: class,
+            })
+            .inc();
+    }
+
+    /// Records a proxied connection opening.
+    pub fn conn_open(&self, direction: Direction) {
+        let l = DirectionLabels { direction };
+        self.open.get_or_create(&l).inc();
+        self.conns.get_or_create(&l).inc();
+    }
+
+    /// Records a proxied connection closing.
+    pub fn conn_close(&self, direction: Direction) {
+        self.open
+            .get_or_create(&DirectionLabels { direction })
+            .dec();
+    }
+
+    /// Adds `n` proxied bytes.
+    pub fn bytes(&self, direction: Direction, n: u64) {
+        self.bytes
+            .get_or_create(&DirectionLabels { direction })
+            .inc_by(n);
+    }
+
+    /// Counts a refused TLS handshake.
+    pub fn handshake_failed(&self, direction: Direction) {
+        self.handshake_failures
+            .get_or_create(&DirectionLabels { direction })
+            .inc();
+    }
+
+    /// Returns how many handshakes were refused in `direction`.
+    pub fn handshake_failures(&self, direction: Direction) -> u64 {
+        self.handshake_failures
+            .get_or_create(&DirectionLabels { direction })
+            .get()
+    }
+
+    /// Records whether the app passes its checks.
+    pub fn set_app_healthy(&self, healthy: bool) {
+        self.app_healthy.set(i64::from(healthy));
+    }
+
+    /// Records whether the instance is registered.
+    pub fn set_registered(&self, registered: bool) {
+        self.registered.set(i64::from(registered));
+    }
+
+    /// Returns every metric as OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,200 @@
+//! HTTP from the inbound listener to the app: each request on a caller's
+//! HTTP/2 connection goes to the app on a pooled connection (HTTP/1.1 for
+//! `http`, cleartext HTTP/2 for `grpc`), bodies streamed both ways.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meshgw_config::{AppProtocol, SidecarConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+
+/// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
+pub const CALLER_HEADER: &str = "x-meshgw-caller";
+/// Header naming the caller's cluster, set by the calling sidecar.
+pub const SOURCE_CLUSTER_HEADER: &str = "x-meshgw-source-cluster";
+
+/// The body of responses to callers: the app's, streamed, or our own error.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Forwards requests to the app.
+pub struct AppForwarder {
+    app: SocketAddr,
+    protocol: AppProtocol,
+    service: String,
+    cluster: String,
+    request_timeout: Duration,
+    client: Client<HttpConnector, Incoming>,
+    metrics: Arc<Metrics>,
+}
+
+impl AppForwarder {
+    /// Creates a forwarder to `cfg.service.app` with a connection pool.
+    pub fn new(cfg: &SidecarConfig, service: String, metrics: Arc<Metrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.timeouts.connect));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.timeouts.idle)
+            .http2_only(cfg.service.protocol == AppProtocol::Grpc)
+            .build(connector);
+        Self {
+            app: cfg.service.app,
+            protocol: cfg.service.protocol,
+            service,
+            cluster: cfg.locality.cluster.clone(),
+            request_timeout: cfg.timeouts.request,
+            client,
+            metrics,
+        }
+    }
+
+    /// Serves HTTP/2 on `io` (a caller's TLS stream) until the caller closes
+    /// it; once `shutdown` turns true, sends GOAWAY and lets open streams finish.
+    pub async fn serve_h2<S>(
+        self: Arc<Self>,
+        io: S,
+        caller: Arc<str>,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (me, who) = (self.clone(), caller.clone());
+        let svc = service_fn(move |req| {
+            let (me, who) = (me.clone(), who.clone());
+            async move { me.forward(req, who).await }
+        });
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = crate::sidecar::stopped(&mut shutdown) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%caller, error = %e, "inbound HTTP/2 connection ended with an error");
+        }
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        caller: Arc<str>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let started = Instant::now();
+        let src_cluster = req
+            .headers()
+            .get(SOURCE_CLUSTER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(&self.cluster)
+            .to_string();
+        let resp = match self.to_app(req, &caller).await {
+            Ok(resp) => resp.map(|b| b.boxed()),
+            Err((status, why)) => {
+                tracing::warn!(%caller, app = %self.app, %status, "{why}");
+                error_response(status, why)
+            }
+        };
+        self.metrics.request_between(
+            &src_cluster,
+            &self.cluster,
+            &self.service,
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+        Ok(resp)
+    }
+
+    async fn to_app(
+        &self,
+        req: Request<Incoming>,
+        caller: &str,
+    ) -> Result<Response<Incoming>, (StatusCode, String)> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        if !parts.headers.contains_key(HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(HOST, v);
+        }
+        parts.uri = Uri::try_from(format!("http://{}{path}", self.app)).map_err(|e| {
+            let why = format!("meshgw inbound: bad request path {path:?}: {e}");
+            (StatusCode::BAD_REQUEST, why)
+        })?;
+        parts.version = match self.protocol {
+            AppProtocol::Grpc => Version::HTTP_2,
+            _ => Version::HTTP_11,
+        };
+        match HeaderValue::from_str(caller) {
+            Ok(v) => parts.headers.insert(CALLER_HEADER, v),
+            Err(_) => parts.headers.remove(CALLER_HEADER),
+        };
+        let req = Request::from_parts(parts, body);
+        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err((
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "meshgw inbound: cannot reach the app at {} ({}): {}; is it listening on service.app?",
+                    self.app,
+                    self.protocol.as_str(),
+                    chain(&e)
+                ),
+            )),
+            Err(_) => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "meshgw inbound: the app at {} sent no response headers within {:?} (timeouts.request)",
+                    self.app, self.request_timeout
+                ),
+            )),
+        }
+    }
+}
+
+/// Returns a plain-text error response.
+pub fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
+    let body = Full::new(Bytes::from(why + "\n"))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
