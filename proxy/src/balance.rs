@@ -1,0 +1,294 @@
+//! Choosing where a request goes, without I/O: healthy local endpoints first
+//! (same zone, then same region, then any), picked by power of two choices
+//! over least outstanding requests; failing that, the remote cluster with
+//! the lowest tunnel RTT, reached through the local gateway.
+//!
+//! The [`Balancer`] keeps per-target state across calls: requests in flight
+//! (counted by [`InFlight`] guards) and consecutive connect failures
+//! (outlier detection: [`OutlierPolicy::max_failures`] in a row eject a
+//! target for [`OutlierPolicy::ejection`]). Time is passed in as `now`, and
+//! the random choice comes from a seedable RNG, so tests are deterministic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshgw_federation::model::ServiceName;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::catalog::{LocalEndpoint, View};
+
+/// Where a connection for a service goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A healthy local instance, reached directly at its sidecar's inbound.
+    Local(LocalEndpoint),
+    /// Another cluster, reached through the local gateway.
+    ViaGateway {
+        /// The target cluster's name.
+        cluster: String,
+    },
+}
+
+impl Target {
+    /// Returns a key naming this target within a service: `local/<id>` or `cluster/<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Local(ep) => format!("local/{}", ep.id),
+            Target::ViaGateway { cluster } => format!("cluster/{cluster}"),
+        }
+    }
+}
+
+/// This sidecar's locality, which local endpoints are ranked against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Here {
+    /// Region, e.g. `eu-west1`.
+    pub region: String,
+    /// Zone, e.g. `eu-west1-b`.
+    pub zone: String,
+}
+
+/// Outlier detection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierPolicy {
+    /// Consecutive connect failures that eject a target.
+    pub max_failures: u32,
+    /// How long an ejected target is skipped.
+    pub ejection: Duration,
+}
+
+impl Default for OutlierPolicy {
+    /// Returns 3 failures, 10 seconds.
+    fn default() -> Self {
+        OutlierPolicy {
+            max_failures: 3,
+            ejection: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    in_flight: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    failures: u32,
+    ejected_until: Option<Instant>,
+}
+
+type Key = (ServiceName, String);
+
+#[derive(Debug)]
+struct Inner {
+    rng: StdRng,
+    stats: HashMap<Key, Arc<Stats>>,
+    health: HashMap<Key, Health>,
+}
+
+/// Counts one request in flight to a target until dropped.
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<Stats>>);
+
+impl InFlight {
+    /// Returns a guard that counts nothing (for targets not tracked).
+    pub fn none() -> Self {
+        InFlight(None)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A chosen target and the guard counting the request on it.
+#[derive(Debug)]
+pub struct Pick {
+    /// Where to connect.
+    pub target: Target,
+    /// Keeps the target's in-flight count raised while held.
+    pub guard: InFlight,
+}
+
+/// The load balancer of one sidecar, shared by all its listeners.
+#[derive(Debug)]
+pub struct Balancer {
+    here: Here,
+    policy: OutlierPolicy,
+    inner: Mutex<Inner>,
+}
+
+impl Balancer {
+    /// Creates a balancer for a sidecar at `here`; `seed` fixes the random
+    /// choices (tests), `None` seeds from the OS.
+    pub fn new(here: Here, policy: OutlierPolicy, seed: Option<u64>) -> Self {
+        let rng = match seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        Balancer {
+            here,
+            policy,
+            inner: Mutex::new(Inner {
+                rng,
+                stats: HashMap::new(),
+                health: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Chooses a target for `svc` from `view`, skipping targets whose key is in
+    /// `exclude` (a retry's failed target) and ejected targets. Returns `None`
+    /// when nothing healthy is known. Ejected local endpoints are still used
+    /// as a last resort when nothing else is left.
+    pub fn choose(
+        &self,
+        view: &View,
+        svc: &ServiceName,
+        now: Instant,
+        exclude: &[String],
+    ) -> Option<Pick> {
+        let mut inner = self.inner.lock().expect("balancer lock");
+        let locals: Vec<&LocalEndpoint> = view
+            .local
+            .get(svc)
+            .map(|eps| {
+                eps.iter()
+                    .filter(|e| e.healthy && !exclude.contains(&format!("local/{}", e.id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (live, ejected): (Vec<_>, Vec<_>) = locals
+            .into_iter()
+            .partition(|e| !inner.is_ejected(svc, &format!("local/{}", e.id), now));
+        let same_zone: Vec<_> = live
+            .iter()
+            .copied()
+            .filter(|e| e.region == self.here.region && e.zone == self.here.zone)
+            .collect();
+        let same_region: Vec<_> = live
+            .iter()
+            .copied()
+            .filter(|e| e.region == self.here.region)
+            .collect();
+        for tier in [same_zone, same_region, live] {
+            if !tier.is_empty() {
+                return Some(inner.p2c(svc, &tier));
+            }
+        }
+        if let Some(cluster) = self.best_remote(&inner, view, svc, now, exclude) {
+            return Some(Pick {
+                target: Target::ViaGateway { cluster },
+                guard: InFlight::none(),
+            });
+        }
+        (!ejected.is_empty()).then(|| inner.p2c(svc, &ejected))
+    }
+
+    fn best_remote(
+        &self,
+        inner: &Inner,
+        view: &View,
+        svc: &ServiceName,
+        now: Instant,
+        exclude: &[String],
+    ) -> Option<String> {
+        let mut usable: Vec<(Option<Duration>, &str)> = view
+            .remote
+            .get(svc)?
+            .iter()
+            .filter(|c| c.healthy > 0 && !c.stale)
+            .map(|c| (format!("cluster/{}", c.cluster), c))
+            .filter(|(k, _)| !exclude.contains(k) && !inner.is_ejected(svc, k, now))
+            .map(|(_, c)| (view.peer_rtt.get(&c.cluster).copied(), c.cluster.as_str()))
+            .collect();
+        // Known RTTs first, lowest first; unknown last; then by name.
+        usable.sort_by_key(|(rtt, name)| (rtt.is_none(), *rtt, *name));
+        usable.first().map(|(_, c)| (*c).to_owned())
+    }
+
+    /// Records the outcome of connecting to `target` for `svc` at `now`: a
+    /// success clears its failure count; the `max_failures`-th failure in a
+    /// row ejects it for the ejection window.
+    pub fn report(&self, svc: &ServiceName, target: &Target, ok: bool, now: Instant) {
+        let mut inner = self.inner.lock().expect("balancer lock");
+        let h = inner.health.entry((svc.clone(), target.key())).or_default();
+        if ok {
+            *h = Health::default();
+            return;
+        }
+        h.failures += 1;
+        if h.failures >= self.policy.max_failures {
+            h.failures = 0;
+            h.ejected_until = Some(now + self.policy.ejection);
+            tracing::warn!(service = %svc, target = %target.key(), ejection = ?self.policy.ejection,
+                "ejecting target after consecutive connect failures");
+        }
+    }
+
+    /// Returns the number of requests in flight to `target` of `svc`.
+    pub fn in_flight(&self, svc: &ServiceName, target: &Target) -> usize {
+        let inner = self.inner.lock().expect("balancer lock");
+        inner
+            .stats
+            .get(&(svc.clone(), target.key()))
+            .map_or(0, |s| s.in_flight.load(Ordering::Relaxed))
+    }
+}
+
+impl Inner {
+    fn is_ejected(&self, svc: &ServiceName, key: &str, now: Instant) -> bool {
+        self.health
+            .get(&(svc.clone(), key.to_owned()))
+            .and_then(|h| h.ejected_until)
+            .is_some_and(|until| now < until)
+    }
+
+    fn load(&mut self, svc: &ServiceName, ep: &LocalEndpoint) -> Arc<Stats> {
+        self.stats
+            .entry((svc.clone(), format!("local/{}", ep.id)))
+            .or_default()
+            .clone()
+    }
+
+    /// Power of two choices: two distinct random candidates, the one with
+    /// fewer requests in flight wins, then the heavier weight, then the first.
+    fn p2c(&mut self, svc: &ServiceName, tier: &[&LocalEndpoint]) -> Pick {
+        let a = self.rng.random_range(0..tier.len());
+        let chosen = if tier.len() == 1 {
+            a
+        } else {
+            let mut b = self.rng.random_range(0..tier.len() - 1);
+            if b >= a {
+                b += 1;
+            }
+            let score = |i: usize, inner: &mut Inner| {
+                let n = inner.load(svc, tier[i]).in_flight.load(Ordering::Relaxed);
+                (n, std::cmp::Reverse(tier[i].weight))
+            };
+            if score(b, self) < score(a, self) {
+                b
+            } else {
+                a
+            }
+        };
+        let stats = self.load(svc, tier[chosen]);
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Pick {
+            target: Target::Local(tier[chosen].clone()),
+            guard: InFlight(Some(stats)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "balance_tests.rs"]
+mod tests;

@@ -1,0 +1,161 @@
+//! Reading where an HTTP request goes (`name.namespace.mesh[:port]`) and
+//! preparing it for an HTTP/2 mesh connection.
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, Uri};
+use http::{Request, Version};
+use meshgw_federation::model::ServiceName;
+
+use crate::error::{Hop, ProxyError, Reason};
+
+/// Header naming the caller's cluster, set on every forwarded request.
+pub const SOURCE_CLUSTER: &str = "x-meshgw-source-cluster";
+/// The W3C trace context header.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Returns the request's authority: `:authority` / the URI's, else `Host`.
+pub(crate) fn authority<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+}
+
+/// Parses `name.namespace.mesh[:port]` into the service and port (0 when
+/// absent: the service's registered port).
+pub(crate) fn parse(host: &str) -> Result<(ServiceName, u16), ProxyError> {
+    let bad = |why: &str| {
+        ProxyError::new(
+            Hop::LocalSidecar,
+            Reason::BadHost(host.to_owned()),
+            format!("host {host:?} {why}"),
+        )
+    };
+    let auth: Authority = host.parse().map_err(|_| bad("is not a valid authority"))?;
+    let name = auth.host().trim_end_matches('.').to_ascii_lowercase();
+    let Some(rest) = name.strip_suffix(".mesh") else {
+        return Err(bad(
+            "is not a mesh name: expected name.namespace.mesh[:port]",
+        ));
+    };
+    let svc = rest
+        .split_once('.')
+        .and_then(|(svc, ns)| ServiceName::parse(&format!("{ns}/{svc}")))
+        .ok_or_else(|| bad("is not name.namespace.mesh with DNS labels for name and namespace"))?;
+    let port = match (auth.as_str().len() > auth.host().len(), auth.port_u16()) {
+        (false, _) => 0,
+        (true, Some(p)) => p,
+        (true, None) => return Err(bad("has a port that is not a number from 0 to 65535")),
+    };
+    Ok((svc, port))
+}
+
+/// Returns a fresh W3C `traceparent` (version 00, sampled).
+pub(crate) fn new_traceparent() -> String {
+    let trace: u128 = rand::random::<u128>().max(1);
+    let span: u64 = rand::random::<u64>().max(1);
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
+/// Hop-by-hop headers, which HTTP/2 forbids.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Rewrites `req` for an HTTP/2 mesh connection: absolute URI with the mesh
+/// authority, no hop-by-hop headers, the source cluster set, a
+/// `traceparent` kept or created. Returns the `traceparent`.
+pub(crate) fn prepare<B>(
+    req: &mut Request<B>,
+    authority: &str,
+    source_cluster: &str,
+) -> Result<String, ProxyError> {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("http://{authority}{path}").parse().map_err(|_| {
+        ProxyError::new(
+            Hop::LocalSidecar,
+            Reason::BadHost(authority.to_owned()),
+            format!("cannot build a URI for {authority}{path}"),
+        )
+    })?;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_2;
+    let headers = req.headers_mut();
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if headers.get(header::TE).is_some_and(|v| v != "trailers") {
+        headers.remove(header::TE);
+    }
+    let cluster =
+        HeaderValue::from_str(source_cluster).unwrap_or(HeaderValue::from_static("unknown"));
+    headers.insert(HeaderName::from_static(SOURCE_CLUSTER), cluster);
+    let tp = match headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
+        Some(v) => v.to_owned(),
+        None => {
+            let v = new_traceparent();
+            headers.insert(
+                TRACEPARENT,
+                HeaderValue::from_str(&v).expect("hex is a valid header"),
+            );
+            v
+        }
+    };
+    Ok(tp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mesh_hosts() {
+        let (s, p) = parse("payments.default.mesh").unwrap();
+        assert_eq!((s, p), (ServiceName::new("default", "payments"), 0));
+        let (s, p) = parse("Cart.Shop.MESH.:8080").unwrap();
+        assert_eq!((s, p), (ServiceName::new("shop", "cart"), 8080));
+        for bad in [
+            "example.com",
+            "payments.mesh",
+            "a.b.c.mesh",
+            "pay_ments.default.mesh",
+            "a.b.mesh:x",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(matches!(e.reason, Reason::BadHost(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prepares_requests_for_http2() {
+        let mut req = Request::get("/v1/pay?x=1")
+            .header("host", "payments.default.mesh")
+            .header("connection", "keep-alive")
+            .header(SOURCE_CLUSTER, "forged")
+            .body(())
+            .unwrap();
+        let tp = prepare(&mut req, "payments.default.mesh", "eu").unwrap();
+        assert_eq!(req.uri(), "http://payments.default.mesh/v1/pay?x=1");
+        assert!(req.headers().get("connection").is_none() && req.headers().get("host").is_none());
+        assert_eq!(req.headers()[SOURCE_CLUSTER], "eu");
+        assert_eq!(req.headers()[TRACEPARENT], tp.as_str());
+        assert_eq!(tp.len(), 55);
+        let kept = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut req = Request::get("/")
+            .header(TRACEPARENT, kept)
+            .body(())
+            .unwrap();
+        assert_eq!(prepare(&mut req, "a.b.mesh", "eu").unwrap(), kept);
+    }
+}

@@ -1,0 +1,228 @@
+//! `outbound.http`: HTTP/1.1 and cleartext HTTP/2 (so gRPC works) from the
+//! local app, routed by `Host`/`:authority` = `name.namespace.mesh[:port]`
+//! over pooled HTTP/2 mesh connections (ALPN `h2`). Bodies stream both ways;
+//! the wait for the response head is bounded by `timeouts.request`.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use meshgw_federation::model::ServiceName;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::pool::{self, Sender};
+use super::{Shared, host, stopped};
+use crate::balance::{InFlight, Target};
+use crate::error::{Hop, ProxyError, Reason};
+use crate::tls::ALPN_H2;
+
+/// The response body the outbound listener sends: streamed from the target, or an error text.
+pub type OutBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// Serves the outbound HTTP listener until shutdown, then lets requests in
+/// flight finish for up to `timeouts.drain`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let builder = Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbound HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let svc = service_fn(move |req| handle(req, shared.clone()));
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "outbound HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(shared.cfg.timeouts.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("drain time over: closing outbound HTTP connections");
+    }
+}
+
+/// Handles one request from the app: never fails, errors become responses.
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<OutBody>, Infallible> {
+    let start = Instant::now();
+    let authority = host::authority(&req).unwrap_or_default();
+    let (svc, port) = match host::parse(&authority) {
+        Ok(sp) => sp,
+        Err(e) => return Ok(error_response(&e, &authority)),
+    };
+    let local = shared.cfg.locality.cluster.clone();
+    let (resp, target) = match forward(req, &authority, &svc, port, &shared).await {
+        Ok((resp, target)) => (resp, Some(target)),
+        Err(e) => {
+            tracing::info!(service = %svc, error = %e, "outbound request failed");
+            (error_response(&e, &svc.to_string()), None)
+        }
+    };
+    let dst = match target {
+        Some(Target::ViaGateway { cluster }) => cluster,
+        _ => local,
+    };
+    shared.metrics.request(
+        &dst,
+        &svc.to_string(),
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    Ok(resp)
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    authority: &str,
+    svc: &ServiceName,
+    port: u16,
+    shared: &Shared,
+) -> Result<(Response<OutBody>, Target), ProxyError> {
+    let traceparent = host::prepare(&mut req, authority, &shared.cfg.locality.cluster)?;
+    let tp = traceparent.as_str();
+    let connected = shared
+        .dialer
+        .with_retry(
+            svc,
+            |t| async move { sender(shared, t, svc, port, tp).await },
+        )
+        .await?;
+    let mut sender = connected.conn;
+    let limit = shared.cfg.timeouts.request;
+    let resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
+        Err(_) => {
+            let detail = format!("no response head within {limit:?}");
+            return Err(ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send());
+        }
+        Ok(Err(e)) => {
+            let detail = format!("HTTP/2 request to {}: {e}", connected.target.key());
+            return Err(ProxyError::new(
+                Hop::DestinationSidecar,
+                Reason::Io(e.to_string()),
+                detail,
+            )
+            .after_send());
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let guard = connected.guard;
+    let resp = resp.map(|body| {
+        Guarded {
+            body,
+            _guard: guard,
+        }
+        .boxed_unsync()
+    });
+    Ok((resp, connected.target))
+}
+
+/// Returns a ready HTTP/2 handle to `target`: the pooled one, or a new connection.
+async fn sender(
+    shared: &Shared,
+    target: Target,
+    svc: &ServiceName,
+    port: u16,
+    tp: &str,
+) -> Result<Sender, ProxyError> {
+    let key = pool::key(svc, port, &target);
+    if let Some(mut s) = shared.pool.get(&key) {
+        if s.ready().await.is_ok() {
+            return Ok(s);
+        }
+        shared.pool.remove(&key);
+    }
+    let stream = shared
+        .dialer
+        .dial(&target, svc, port, ALPN_H2, Some(tp))
+        .await?;
+    let (mut s, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| {
+                ProxyError::new(
+                    Hop::DestinationSidecar,
+                    Reason::Io(e.to_string()),
+                    "HTTP/2 handshake",
+                )
+            })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "mesh HTTP/2 connection ended with an error");
+        }
+    });
+    s.ready().await.map_err(|e| {
+        ProxyError::new(
+            Hop::DestinationSidecar,
+            Reason::Io(e.to_string()),
+            "HTTP/2 connection closed at once",
+        )
+    })?;
+    shared.pool.put(key, s.clone());
+    Ok(s)
+}
+
+fn error_response(e: &ProxyError, service: &str) -> Response<OutBody> {
+    e.to_response(service)
+        .map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// A response body that keeps its target's in-flight count raised until it ends.
+struct Guarded {
+    body: Incoming,
+    _guard: InFlight,
+}
+
+impl Body for Guarded {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

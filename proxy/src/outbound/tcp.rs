@@ -1,0 +1,90 @@
+//! `[[upstreams]]`: a local TCP listener bound to one service. Each accepted
+//! connection is piped, with the idle timeout and half-closes, to a target
+//! chosen by the balancer over mesh mTLS with ALPN `meshgw-tcp`.
+
+use std::sync::Arc;
+
+use meshgw_federation::model::ServiceName;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::pipe::{End, pipe};
+use super::{Shared, stopped};
+use crate::balance::Target;
+use crate::metrics::Direction;
+use crate::tls::ALPN_TCP;
+
+/// Accepts connections on `listener` for `svc` (target `port`) until
+/// shutdown, then waits up to `timeouts.drain` for open connections.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    svc: ServiceName,
+    port: u16,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let (shared, svc) = (shared.clone(), svc.clone());
+                    conns.spawn(async move {
+                        tracing::debug!(%peer, service = %svc, "outbound TCP connection");
+                        proxy(stream, &svc, port, &shared).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(service = %svc, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = shared.cfg.timeouts.drain;
+    if tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::info!(service = %svc, open = conns.len(), "drain time over: closing TCP connections");
+        conns.shutdown().await;
+    }
+}
+
+async fn proxy(app: TcpStream, svc: &ServiceName, port: u16, shared: &Shared) {
+    let _ = app.set_nodelay(true);
+    let connected = match shared.dialer.connect(svc, port, ALPN_TCP, None).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(service = %svc, error = %e, "outbound TCP connection refused: no target reachable");
+            return;
+        }
+    };
+    let metrics = &shared.metrics;
+    metrics.conn_open(Direction::Outbound);
+    let idle = shared.cfg.timeouts.idle;
+    let end = pipe(app, connected.conn, idle, |_, n| {
+        metrics.bytes(Direction::Outbound, n)
+    })
+    .await;
+    metrics.conn_close(Direction::Outbound);
+    let target = match &connected.target {
+        Target::Local(ep) => ep.addr.clone(),
+        Target::ViaGateway { cluster } => format!("cluster {cluster}"),
+    };
+    match end {
+        Ok(End::Closed(up, down)) => {
+            tracing::debug!(service = %svc, %target, up, down, "TCP connection closed")
+        }
+        Ok(End::Idle) => {
+            tracing::debug!(service = %svc, %target, ?idle, "TCP connection idle: closed")
+        }
+        Err(e) => {
+            tracing::debug!(service = %svc, %target, error = %e, "TCP connection ended with an error")
+        }
+    }
+}
