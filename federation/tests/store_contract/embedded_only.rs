@@ -69,6 +69,16 @@ async fn the_lock_keeps_a_second_store_out_of_the_data_dir() -> Result<()> {
     let pid = format!("pid {}", std::process::id());
     ensure!(err.contains("in use") && err.contains(&pid), "{err}");
     drop(first);
-    EmbeddedStore::open(dir.path()).await?;
-    Ok(())
+    // The lock goes with the last reference to the store, and a background
+    // lease task may hold one for a moment after the drop: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match EmbeddedStore::open(dir.path()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("in use") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
