@@ -175,25 +175,33 @@ pub async fn run_until(
     };
     let mut outbound = tokio::spawn(crate::outbound::run(outbound_ctx));
 
-    let mut failure = None;
-    tokio::select! {
-        _ = shutdown => tracing::info!("shutting down: deregistering and draining"),
-        r = &mut outbound => {
-            let why = match r {
-                Ok(Ok(())) => "outbound listeners stopped".to_string(),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("outbound task failed: {e}"),
-            };
-            tracing::error!(error = %why, "sidecar stopping");
-            failure = Some(SidecarError::Outbound(why));
+    // Outbound returning Ok means it has nothing (more) to serve, e.g. no
+    // outbound listeners are configured: keep running until shutdown.
+    let outbound_failed = async {
+        match (&mut outbound).await {
+            Ok(Ok(())) => std::future::pending().await,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("outbound task failed: {e}"),
         }
-    }
+    };
+    let failure = tokio::select! {
+        _ = shutdown => {
+            tracing::info!("shutting down: deregistering and draining");
+            None
+        }
+        why = outbound_failed => {
+            tracing::error!(error = %why, "sidecar stopping");
+            Some(SidecarError::Outbound(why))
+        }
+    };
     stop_tx.send_replace(true);
     let drain = cfg.timeouts.drain;
-    let _ = tokio::time::timeout(drain + Duration::from_secs(1), control).await;
     let _ = tokio::time::timeout(drain + Duration::from_secs(1), async {
+        let _ = control.await;
         while tasks.join_next().await.is_some() {}
-        let _ = outbound.await;
+        if !outbound.is_finished() {
+            let _ = outbound.await;
+        }
     })
     .await;
     health.abort();

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod inbound;
+mod run;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
