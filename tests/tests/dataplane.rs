@@ -1,0 +1,417 @@
+//! The cross-cluster data plane with real processes: apps call services by
+//! name through their sidecar; calls cross both gateways and the QUIC tunnel
+//! when the service runs elsewhere, stay local when it runs here, fail over
+//! when the local copy dies, and the gateways never see application bytes.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use meshgw_tests::apps;
+use meshgw_tests::client::Api;
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::relay;
+use meshgw_tests::sidecar::SidecarProc;
+use meshgw_tests::wait;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(20);
+
+/// `curl` through a sidecar's outbound HTTP listener to `host`; returns (status, headers, body).
+fn curl(sc: &SidecarProc, host: &str, path: &str, extra: &[&str]) -> Result<(u16, String, String)> {
+    let url = format!("http://{}{path}", sc.spec.outbound_http);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-D",
+            "-",
+            "--max-time",
+            "60",
+            "-H",
+            &format!("Host: {host}"),
+        ])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .context("running curl")?;
+    ensure!(
+        out.status.success(),
+        "curl {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Interim responses (`100 Continue` to a large upload) come first: skip them.
+    while text.starts_with("HTTP/1.1 100") {
+        text = text
+            .split_once("\r\n\r\n")
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default();
+    }
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+async fn sees(m: &Mesh, viewer: &str, svc: &str, src: &str, healthy: u32) -> Result<()> {
+    let api = Api::connect(m, viewer).await?;
+    wait::until(
+        &format!("{viewer} sees {svc} in {src} with {healthy} healthy"),
+        T,
+        || {
+            let mut api = api.clone();
+            async move {
+                Ok(api
+                    .cluster_view(svc, src)
+                    .await?
+                    .filter(|v| v.healthy == healthy && !v.stale)
+                    .map(|_| ()))
+            }
+        },
+    )
+    .await
+}
+
+fn forwarded(m: &Mesh, cluster: &str) -> Result<u64> {
+    let (_, body) = m.clusters[cluster].gateways[0].admin_get("/metrics")?;
+    Ok(body
+        .lines()
+        .filter(|l| l.starts_with("meshgw_forwarded_connections_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Etcd(1), 1)
+        .cluster("b", Backend::Etcd(1), 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let inv = apps::grpc("inventory").await?;
+    let echo = apps::tcp_echo().await?;
+    let orders = apps::http("orders-b").await?;
+    let _s1 = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    let _s2 = m
+        .sidecar("a", "default/inventory", "grpc", inv.addr)
+        .await?;
+    let _s3 = m.sidecar("a", "default/echo", "tcp", echo.addr).await?;
+    let mut spec = m.sidecar_spec("b", "default/orders", "http", orders.addr)?;
+    let upstream = meshgw_tests::ports::tcp();
+    spec.upstreams = vec![(upstream, "default/echo".into())];
+    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    for s in ["default/payments", "default/inventory", "default/echo"] {
+        sees(&m, "b", s, "a", 1).await?;
+    }
+    let r: Result<()> = async {
+        // HTTP by name, with the caller's identity and source cluster passed on.
+        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        ensure!(
+            status == 200 && body.contains("name=payments-a"),
+            "{status} {body}"
+        );
+        ensure!(
+            body.contains("x-meshgw-caller=spiffe://mesh.test/ns/default/sa/orders"),
+            "caller identity not passed: {body}"
+        );
+        ensure!(
+            body.contains("x-meshgw-source-cluster=b"),
+            "source cluster not passed: {body}"
+        );
+        ensure!(
+            forwarded(&m, "b")? >= 1 && forwarded(&m, "a")? >= 1,
+            "the call did not cross both gateways"
+        );
+
+        // gRPC with a real tonic client, through the same listener (h2c).
+        let ch = tonic::transport::Endpoint::from_shared(format!(
+            "http://{}",
+            client.spec.outbound_http
+        ))?
+        .origin("http://inventory.default.mesh".parse()?)
+        .connect()
+        .await?;
+        let resp = tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "inventory".into(),
+            })
+            .await?;
+        ensure!(
+            resp.into_inner().status
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+
+        // TCP through an upstream listener, with half-close.
+        let mut s = tokio::net::TcpStream::connect(upstream).await?;
+        s.write_all(b"ping across clusters").await?;
+        s.shutdown().await?;
+        let mut got = Vec::new();
+        tokio::time::timeout(T, s.read_to_end(&mut got)).await??;
+        ensure!(
+            got == b"ping across clusters",
+            "tcp echo: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+
+        // 100 MiB up and down, checksums compared.
+        let n: u64 = 100 * 1024 * 1024;
+        let file = m.dir.path().join("upload.bin");
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&file)?);
+            let mut buf = vec![0u8; 1 << 20];
+            for chunk in 0..100u64 {
+                for (j, b) in buf.iter_mut().enumerate() {
+                    *b = apps::pattern(chunk * (1 << 20) + j as u64);
+                }
+                std::io::Write::write_all(&mut f, &buf)?;
+            }
+        }
+        let want = apps::pattern_sha256(n);
+        let (status, _, body) = curl(
+            &client,
+            "payments.default.mesh",
+            "/upload",
+            &["--data-binary", &format!("@{}", file.display())],
+        )?;
+        ensure!(
+            status == 200 && body.trim() == format!("{want} {n}"),
+            "upload: {status} {body}"
+        );
+        let out = m.dir.path().join("download.bin");
+        let (status, _, _) = curl(
+            &client,
+            "payments.default.mesh",
+            &format!("/download?n={n}"),
+            &["-o", out.to_str().unwrap()],
+        )?;
+        let sum = Command::new("sha256sum").arg(&out).output()?;
+        let got = String::from_utf8_lossy(&sum.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        ensure!(
+            status == 200 && got == want,
+            "download: {status}, sha {got} != {want}"
+        );
+        Ok(())
+    }
+    .await;
+    r.map_err(|e| {
+        e.context(format!(
+            "{}\n===== client sidecar =====\n{}",
+            m.logs(),
+            client.log_text()
+        ))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let orders = apps::http("orders-a").await?;
+    let _s = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    let client = m
+        .sidecar("a", "default/orders", "http", orders.addr)
+        .await?;
+    sees(&m, "a", "default/payments", "a", 1).await?;
+    let fwd_before = forwarded(&m, "a")?;
+    for _ in 0..20 {
+        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        ensure!(
+            status == 200 && body.contains("name=payments-a"),
+            "{status} {body}"
+        );
+    }
+    ensure!(
+        forwarded(&m, "a")? == fwd_before && forwarded(&m, "b")? == 0,
+        "a same-cluster call went through a gateway"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("b", "default/*", &["*"])
+        .start()
+        .await?;
+    let pay_a = apps::http("payments-a").await?;
+    let pay_b = apps::http("payments-b").await?;
+    let orders = apps::http("orders-a").await?;
+    let mut local = m
+        .sidecar("a", "default/payments", "http", pay_a.addr)
+        .await?;
+    let _remote = m
+        .sidecar("b", "default/payments", "http", pay_b.addr)
+        .await?;
+    let client = m
+        .sidecar("a", "default/orders", "http", orders.addr)
+        .await?;
+    sees(&m, "a", "default/payments", "b", 1).await?;
+    sees(&m, "a", "default/payments", "a", 1).await?;
+    for _ in 0..10 {
+        let (_, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        ensure!(
+            body.contains("name=payments-a"),
+            "a local copy is healthy, yet: {body}"
+        );
+    }
+    // The only local copy dies (its sidecar crashes): calls move to b.
+    local.kill();
+    let mut failures = 0;
+    let deadline = Instant::now() + T;
+    let mut served_by_b = 0;
+    while served_by_b < 10 {
+        ensure!(
+            Instant::now() < deadline,
+            "calls did not fail over to b ({failures} failures)"
+        );
+        match curl(&client, "payments.default.mesh", "/", &[]) {
+            Ok((200, _, body)) if body.contains("name=payments-b") => served_by_b += 1,
+            _ => failures += 1,
+        }
+    }
+    // Bounded: the outlier detector ejects a dead endpoint after 3 connect failures.
+    ensure!(
+        failures <= 3,
+        "{failures} calls failed during failover (at most 3 expected)"
+    );
+    // The local copy returns: calls come back home.
+    let spec = local.spec.clone();
+    let _back = SidecarProc::start(spec, m.dir.path()).await?;
+    wait::until("calls to return to a", T, || {
+        let r = curl(&client, "payments.default.mesh", "/", &[]);
+        async move { Ok(r?.2.contains("name=payments-a").then_some(())) }
+    })
+    .await?;
+    println!("failover: {failures} failed calls");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_never_see_application_bytes() -> Result<()> {
+    let mut m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .unreachable("b")
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    // b reaches a only through a UDP relay that records the tunnel's datagrams.
+    let tunnel = relay::udp(m.clusters["a"].gateways[0].spec.tunnel).await?;
+    let mut spec = m.gw("b").spec.clone();
+    spec.peers[0].addresses = vec![tunnel.addr];
+    m.gw("b").reconfigure(spec).await?;
+    let pay = apps::http("payments-a").await?;
+    let orders = apps::http("orders-b").await?;
+    let _s = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    // b's sidecar reaches its gateway's forward port through a recording TCP relay.
+    let hop = relay::tcp(m.clusters["b"].gateways[0].spec.forward).await?;
+    let mut spec = m.sidecar_spec("b", "default/orders", "http", orders.addr)?;
+    spec.gateway.1 = hop.addr;
+    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    sees(&m, "b", "default/payments", "a", 1).await?;
+    let marker = "MARKER-7f3a9c-never-in-clear";
+    let (status, _, body) = curl(
+        &client,
+        "payments.default.mesh",
+        &format!("/{marker}"),
+        &["-H", &format!("x-secret: {marker}")],
+    )?;
+    ensure!(
+        status == 200 && body.contains("name=payments-a"),
+        "{status} {body}"
+    );
+    ensure!(
+        hop.carried() > 0,
+        "nothing crossed the sidecar-to-gateway hop"
+    );
+    ensure!(tunnel.carried() > 0, "nothing crossed the tunnel relay");
+    ensure!(
+        !relay::contains(&hop.seen(), marker.as_bytes()),
+        "the marker crossed the sidecar-to-gateway hop in clear"
+    );
+    ensure!(
+        !relay::contains(&tunnel.seen(), marker.as_bytes()),
+        "the marker crossed the tunnel in clear"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_a_mesh_certificate_are_refused_and_unknown_services_get_503() -> Result<()>
+{
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let orders = apps::http("orders-a").await?;
+    let server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    let client = m
+        .sidecar("a", "default/orders", "http", orders.addr)
+        .await?;
+    // No client certificate at all: the inbound port refuses.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "5",
+            "--http2",
+            &format!("https://{}/", server.spec.inbound),
+        ])
+        .output()?;
+    ensure!(
+        !out.status.success(),
+        "the inbound port served a caller without a certificate: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The refusal is logged with the reason, and the sidecar keeps serving.
+    wait::until("the refusal in the log", T, || {
+        let log = server.log_text();
+        async move {
+            Ok(log
+                .lines()
+                .any(|l| l.contains("refus") || l.contains("reject"))
+                .then_some(()))
+        }
+    })
+    .await?;
+    let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+    ensure!(
+        status == 200 && body.contains("name=payments-a"),
+        "{status} {body}"
+    );
+
+    // An unknown service: 503, a header and a body naming the service and the reason.
+    let (status, head, body) = curl(&client, "nope.default.mesh", "/", &[])?;
+    ensure!(status == 503, "unknown service answered {status}");
+    let header = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("x-meshgw-error:"))
+        .unwrap_or_default();
+    ensure!(
+        header.contains("default/nope"),
+        "no x-meshgw-error naming the service: {head}"
+    );
+    ensure!(
+        body.contains("default/nope"),
+        "503 body does not name the service: {body}"
+    );
+    Ok(())
+}
