@@ -295,6 +295,19 @@ impl GatewayProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Returns the process's resident memory in KiB (VmRSS), if it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
     /// Returns the admin endpoint's answer to GET `path`.
     pub fn admin_get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.spec.admin, path)

@@ -97,7 +97,7 @@ impl SidecarSpec {
         writeln!(s, "[admin]\nlisten = \"{}\"\n", self.admin).unwrap();
         writeln!(
             s,
-            "[timeouts]\nconnect = \"1s\"\nidle = \"60s\"\nrequest = \"60s\"\ndrain = \"2s\""
+            "[timeouts]\nconnect = \"5s\"\nidle = \"60s\"\nrequest = \"60s\"\ndrain = \"2s\""
         )
         .unwrap();
         s

@@ -21,6 +21,9 @@ use crate::{control, forward};
 /// First byte of the catalog sync control stream.
 pub const STREAM_CONTROL: u8 = 0x01;
 
+/// QUIC send priority of the control stream (data streams keep the default 0).
+const CONTROL_PRIORITY: i32 = 100;
+
 /// QUIC application close code for a normal shutdown.
 const CLOSE_NORMAL: u32 = 0;
 /// QUIC application close code for a sync protocol failure.
@@ -211,6 +214,9 @@ async fn run_control(
             e = conn.closed() => return Ok(format!("connection closed before its control stream: {e}")),
         }
     };
+    // Sync frames (heartbeats above all) go before data streams' bytes, so a
+    // busy data plane never starves the session into a peer timeout.
+    let _ = send.set_priority(CONTROL_PRIORITY);
     control::run(
         shared.clone(),
         peer.to_string(),

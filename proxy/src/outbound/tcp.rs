@@ -61,6 +61,10 @@ async fn proxy(app: TcpStream, svc: &ServiceName, port: u16, shared: &Shared) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(service = %svc, error = %e, "outbound TCP connection refused: no target reachable");
+            // Reset rather than close: the app must not take a refusal for an empty answer.
+            // A zero linger never blocks on drop (the deprecation is about non-zero ones).
+            #[allow(deprecated)]
+            let _ = app.set_linger(Some(std::time::Duration::ZERO));
             return;
         }
     };

@@ -1,0 +1,165 @@
+//! Many connections share one tunnel, and a slow reader makes the whole chain
+//! push back instead of buffering: bytes in flight stay bounded and the
+//! gateways' memory does not grow with what the writer tries to send.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use meshgw_tests::apps;
+use meshgw_tests::client::Api;
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::sidecar::SidecarProc;
+use meshgw_tests::{ports, wait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// a runs a TCP echo behind its sidecar; b's client sidecar has an upstream
+/// listener for it. Returns the mesh, the apps, the sidecars and the upstream address.
+async fn setup() -> Result<(Mesh, Vec<apps::App>, Vec<SidecarProc>, std::net::SocketAddr)> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .unreachable("b")
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let echo = apps::tcp_echo().await?;
+    let client_app = apps::http("orders-b").await?;
+    let server = m.sidecar("a", "default/echo", "tcp", echo.addr).await?;
+    let mut spec = m.sidecar_spec("b", "default/orders", "http", client_app.addr)?;
+    let upstream = ports::tcp();
+    spec.upstreams = vec![(upstream, "default/echo".into())];
+    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    let api = Api::connect(&m, "b").await?;
+    wait::until("b imports echo", Duration::from_secs(20), || {
+        let mut api = api.clone();
+        async move {
+            Ok(api
+                .cluster_view("default/echo", "a")
+                .await?
+                .filter(|v| v.healthy == 1)
+                .map(|_| ()))
+        }
+    })
+    .await?;
+    Ok((m, vec![echo, client_app], vec![server, client], upstream))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_streams_share_one_tunnel_intact() -> Result<()> {
+    let (m, _apps, _sc, upstream) = setup().await?;
+    // b cannot be dialled: every stream rides the one connection b opened to a.
+    let streams = 32;
+    let size = 2 * 1024 * 1024;
+    let mut tasks = Vec::new();
+    for k in 0..streams {
+        tasks.push(tokio::spawn(async move {
+            let payload: Vec<u8> = (0..size).map(|i| ((i * 7 + k * 13) % 251) as u8).collect();
+            let s = tokio::net::TcpStream::connect(upstream).await?;
+            let (mut r, mut w) = s.into_split();
+            let t0 = Instant::now();
+            let p2 = payload.clone();
+            let writer = tokio::spawn(async move {
+                w.write_all(&p2).await?;
+                w.shutdown().await?;
+                Ok::<_, std::io::Error>(())
+            });
+            let mut got = Vec::with_capacity(size);
+            r.read_to_end(&mut got).await?;
+            writer.await??;
+            anyhow::ensure!(
+                got == payload,
+                "stream {k}: {} of {} bytes came back, or different",
+                got.len(),
+                payload.len()
+            );
+            Ok::<_, anyhow::Error>(t0.elapsed())
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        let r = tokio::time::timeout(Duration::from_secs(60), t).await??;
+        let client_log = _sc[1].log_text();
+        times.push(
+            r.map_err(|e| e.context(format!("client sidecar log:\n{client_log}\n{}", m.logs())))?,
+        );
+    }
+    times.sort();
+    let (fast, slow) = (times[0], times[times.len() - 1]);
+    println!("{streams} streams x {size} bytes: fastest {fast:?}, slowest {slow:?}");
+    let (_, metrics) = m.clusters["b"].gateways[0].admin_get("/metrics")?;
+    let ok: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("meshgw_forwarded_connections_total") && l.contains("outcome=\"ok\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    ensure!(
+        ok >= streams as u64,
+        "b forwarded {ok} streams, expected {streams}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_pushes_back_instead_of_gateways_buffering() -> Result<()> {
+    let (m, _apps, _sc, upstream) = setup().await?;
+    let rss_before: u64 = ["a", "b"]
+        .iter()
+        .filter_map(|c| m.clusters[*c].gateways[0].rss_kib())
+        .sum();
+    // Write without reading: the echo's replies back up, and everything
+    // upstream of it must stop accepting bytes (bounded), not buffer 256 MiB.
+    let s = tokio::net::TcpStream::connect(upstream).await?;
+    let (mut r, mut w) = s.into_split();
+    let chunk = vec![0x5au8; 256 * 1024];
+    let limit: u64 = 256 * 1024 * 1024;
+    let mut written: u64 = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while written < limit && Instant::now() < deadline {
+        // One `write` at a time, so `written` counts exactly what was accepted.
+        match tokio::time::timeout(Duration::from_secs(2), w.write(&chunk)).await {
+            Ok(r) => written += r? as u64,
+            Err(_) => break, // the writer is blocked: backpressure reached it
+        }
+    }
+    let rss_after: u64 = ["a", "b"]
+        .iter()
+        .filter_map(|c| m.clusters[*c].gateways[0].rss_kib())
+        .sum();
+    println!(
+        "blocked after {} MiB; gateways' RSS {} -> {} MiB",
+        written >> 20,
+        rss_before >> 10,
+        rss_after >> 10
+    );
+    ensure!(
+        written < limit,
+        "the writer was never pushed back: {} MiB accepted",
+        written >> 20
+    );
+    ensure!(
+        written < 96 * 1024 * 1024,
+        "{} MiB in flight before backpressure: something buffers without bound",
+        written >> 20
+    );
+    ensure!(
+        rss_after < rss_before + 64 * 1024,
+        "gateways grew by {} MiB while the reader was stalled",
+        (rss_after - rss_before) >> 10
+    );
+    // The reader resumes: every byte written comes back.
+    w.shutdown().await?;
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), r.read(&mut buf)).await??;
+        if n == 0 {
+            break;
+        }
+        ensure!(buf[..n].iter().all(|&b| b == 0x5a), "corrupted echo");
+        total += n as u64;
+    }
+    ensure!(total == written, "wrote {written} bytes, got {total} back");
+    Ok(())
+}
