@@ -7,6 +7,7 @@ need=()
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v curl >/dev/null || need+=(curl)
+command -v sshd >/dev/null || test -x /usr/sbin/sshd || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

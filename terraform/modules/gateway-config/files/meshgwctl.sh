@@ -27,18 +27,18 @@ run=$2 name=$3
 shift 3
 pidf="$run/$name.pid"
 
-alive() { [ -s "$pidf" ] && kill -0 -- "-$(cat "$pidf")" 2>/dev/null; }
+alive() { [ -s "$pidf" ] && kill -0 "-$(cat "$pidf")" 2>/dev/null; }
 
 stop() {
   if ! alive; then rm -f "$pidf"; return 0; fi
   pg=$(cat "$pidf")
-  kill -TERM -- "-$pg" 2>/dev/null || true
+  kill -TERM "-$pg" 2>/dev/null || true
   i=0
-  while kill -0 -- "-$pg" 2>/dev/null; do
+  while kill -0 "-$pg" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -ge 150 ]; then
       echo "meshgwctl: $name did not stop within 15 s of SIGTERM; killing it" >&2
-      kill -KILL -- "-$pg" 2>/dev/null || true
+      kill -KILL "-$pg" 2>/dev/null || true
       break
     fi
     sleep 0.1
