@@ -8,9 +8,11 @@
 //! otherwise it keeps showing the mesh until Ctrl-C. Either way it stops every
 //! process and removes the directory (unless `--keep`).
 
+mod apps;
 mod client;
 mod config;
 mod procs;
+mod traffic;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,11 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use meshgw_config::GatewayConfig;
-use meshgw_federation::api::pb::Protocol;
 use meshgw_identity::pki;
 
 use self::client::Api;
-use self::config::DemoCluster;
+use self::config::{DemoCluster, DemoWorkload};
 use self::procs::Gateway;
 
 /// Arguments of `meshgw demo`.
@@ -118,69 +119,114 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     for c in &clusters {
         apis.push(Api::connect(&pki_dir, TD, c.name, &c.api.to_string()).await?);
     }
-    let [aws, gcp, vm] = [&apis[0], &apis[1], &apis[2]];
 
-    let _leases = [
-        aws.register("payments", "payments-aws-1", 8443, Protocol::Http, "v1")
-            .await?,
-        aws.register("payments", "payments-aws-2", 8443, Protocol::Http, "v1")
-            .await?,
-        gcp.register("payments", "payments-gcp-1", 8443, Protocol::Http, "v2")
-            .await?,
-        gcp.register("payments", "payments-gcp-2", 8443, Protocol::Http, "v2")
-            .await?,
-        vm.register("orders", "orders-vm-1", 8080, Protocol::Http, "v1")
-            .await?,
-        gcp.register("inventory", "inventory-gcp-1", 50051, Protocol::Grpc, "v1")
-            .await?,
-    ];
+    // Sample services, each behind a real sidecar: payments in aws and gcp,
+    // orders in vm-onprem and checkout in aws calling it.
+    let mut apps_running = Vec::new();
+    let mut sidecars = Vec::new();
+    let mut workloads = Vec::new();
+    for (ci, svc) in [
+        (0usize, "payments"),
+        (1, "payments"),
+        (2, "orders"),
+        (0, "checkout"),
+    ] {
+        let c = &clusters[ci];
+        let app = apps::http(svc, c.name).await?;
+        pki::issue_workload(&pki_dir, c.name, "default", svc)?;
+        let w = DemoWorkload {
+            service: svc,
+            app: app.addr,
+            inbound: free_tcp()?,
+            outbound: free_tcp()?,
+            admin: free_tcp()?,
+        };
+        let cfg = dir.join(format!("{}-{svc}-sidecar.toml", c.name));
+        std::fs::write(&cfg, config::render_sidecar(c, &w, &dir, TD))?;
+        let mut p = Gateway::sidecar(
+            &cfg,
+            &dir.join(format!("{}-{svc}-sidecar.log", c.name)),
+            w.admin,
+        )?;
+        p.wait_ready().await?;
+        apps_running.push(app);
+        sidecars.push(p);
+        workloads.push((ci, w));
+    }
     let t = Instant::now();
     expect(
         &apis,
-        "every cluster sees payments (aws 2 + gcp 2), orders (vm) and inventory (gRPC, gcp)",
+        "every cluster sees payments (aws + gcp), orders (vm-onprem) and checkout (aws)",
         |v| {
-            has(v, "payments", "aws-us-east-1", 2)
-                && has(v, "payments", "gcp-europe-west1", 2)
+            has(v, "payments", "aws-us-east-1", 1)
+                && has(v, "payments", "gcp-europe-west1", 1)
                 && has(v, "orders", "vm-onprem", 1)
-                && has(v, "inventory", "gcp-europe-west1", 1)
+                && has(v, "checkout", "aws-us-east-1", 1)
         },
     )
     .await?;
     step(&format!(
-        "registered 6 instances; visible in all 3 clusters after {:.0} ms",
+        "4 workloads with sidecars registered; every cluster's catalog has them after {:.0} ms",
         ms(t)
     ));
     show(&clusters, &apis).await?;
 
-    println!("\n-- payments fails its health checks in gcp-europe-west1");
-    gcp.set_health("payments", "payments-gcp-1", false).await?;
-    gcp.set_health("payments", "payments-gcp-2", false).await?;
-    let t = Instant::now();
-    expect(
-        &apis,
-        "payments in gcp-europe-west1 has 0 healthy instances everywhere",
-        |v| has(v, "payments", "gcp-europe-west1", 0),
-    )
-    .await?;
-    step(&format!(
-        "every cluster knows gcp's payments is down ({:.0} ms): only aws-us-east-1 has healthy payments",
-        ms(t)
-    ));
+    let orders = apps::Caller::new(workloads[2].1.outbound);
+    let checkout = apps::Caller::new(workloads[3].1.outbound);
+    println!(
+        "\n-- traffic: orders (vm-onprem) and checkout (aws-us-east-1) call http://payments.default.mesh/"
+    );
+    let o = traffic::drive(&orders, "payments.default.mesh", 20).await;
+    println!("  orders   @ vm-onprem     → payments: {}", o.line());
+    ensure(
+        o.ok == 20 && o.served_only_by(&["aws-us-east-1", "gcp-europe-west1"]),
+        "orders' calls all cross to aws or gcp",
+        &o,
+    )?;
+    let k = traffic::drive(&checkout, "payments.default.mesh", 20).await;
+    println!("  checkout @ aws-us-east-1 → payments: {}", k.line());
+    ensure(
+        k.ok == 20 && k.served_only_by(&["aws-us-east-1"]),
+        "checkout's calls all stay in aws (local first)",
+        &k,
+    )?;
+    step("cross-cluster calls go through both gateways and a QUIC tunnel; local calls stay local");
 
-    println!("\n-- payments recovers in gcp-europe-west1");
-    gcp.set_health("payments", "payments-gcp-1", true).await?;
-    gcp.set_health("payments", "payments-gcp-2", true).await?;
+    println!("\n-- payments crashes in aws-us-east-1 (its sidecar is killed)");
+    sidecars[0].kill();
     let t = Instant::now();
-    expect(
-        &apis,
-        "payments in gcp-europe-west1 healthy again everywhere",
-        |v| has(v, "payments", "gcp-europe-west1", 2),
+    let f = traffic::until_served_by(
+        &checkout,
+        "payments.default.mesh",
+        "gcp-europe-west1",
+        10,
+        STEP_TIMEOUT,
     )
     .await?;
     step(&format!(
-        "gcp's payments is back in every cluster ({:.0} ms)",
+        "checkout's calls failed over to gcp-europe-west1 in {:.0} ms, {} call(s) failed on the way",
+        ms(t),
+        f.failed
+    ));
+    println!("  checkout @ aws-us-east-1 → payments: {}", f.line());
+
+    println!("\n-- payments comes back in aws-us-east-1");
+    sidecars[0].respawn()?;
+    sidecars[0].wait_ready().await?;
+    let t = Instant::now();
+    let b = traffic::until_served_by(
+        &checkout,
+        "payments.default.mesh",
+        "aws-us-east-1",
+        10,
+        STEP_TIMEOUT,
+    )
+    .await?;
+    step(&format!(
+        "checkout's calls are local again after {:.0} ms (the crashed endpoint is retried once outlier detection's 10 s ejection ends)",
         ms(t)
     ));
+    println!("  checkout @ aws-us-east-1 → payments: {}", b.line());
 
     println!("\n-- the vm-onprem gateway crashes");
     gateways[2].kill();
@@ -212,9 +258,6 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     ));
     show(&clusters, &apis).await?;
 
-    println!(
-        "\nNot shown yet: calls between services through sidecars (the data plane is being built)."
-    );
     if once {
         println!("demo: every step happened as expected");
         return Ok(());
@@ -226,6 +269,13 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+fn ensure(ok: bool, what: &str, stats: &traffic::Stats) -> Result<()> {
+    if !ok {
+        bail!("step failed: {what} (saw: {})", stats.line());
+    }
+    Ok(())
 }
 
 fn ms(t: Instant) -> f64 {

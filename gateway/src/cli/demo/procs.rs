@@ -1,5 +1,5 @@
-//! The demo's gateway processes: started from this same binary, logs to
-//! files, killed when dropped.
+//! The demo's gateway and sidecar processes: started from this same binary,
+//! logs to files, killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// A gateway child process.
+/// A `meshgw gateway` or `meshgw sidecar` child process.
 pub struct Gateway {
+    kind: &'static str,
     config: PathBuf,
     log: PathBuf,
     admin: SocketAddr,
@@ -20,7 +21,22 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `meshgw gateway --config CONFIG`, logging to LOG.
     pub fn start(config: &Path, log: &Path, admin: SocketAddr) -> Result<Self> {
+        Self::start_kind("gateway", config, log, admin)
+    }
+
+    /// Starts `meshgw sidecar --config CONFIG`, logging to LOG.
+    pub fn sidecar(config: &Path, log: &Path, admin: SocketAddr) -> Result<Self> {
+        Self::start_kind("sidecar", config, log, admin)
+    }
+
+    fn start_kind(
+        kind: &'static str,
+        config: &Path,
+        log: &Path,
+        admin: SocketAddr,
+    ) -> Result<Self> {
         let mut g = Gateway {
+            kind,
             config: config.to_path_buf(),
             log: log.to_path_buf(),
             admin,
@@ -37,13 +53,13 @@ impl Gateway {
             .open(&self.log)?;
         let exe = std::env::current_exe().context("locating the meshgw binary")?;
         let child = Command::new(exe)
-            .args(["gateway", "--config"])
+            .args([self.kind, "--config"])
             .arg(&self.config)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .context("starting a gateway process")?;
+            .with_context(|| format!("starting a {} process", self.kind))?;
         self.child = Some(child);
         Ok(())
     }
@@ -55,7 +71,11 @@ impl Gateway {
             if let Some(c) = self.child.as_mut()
                 && let Some(st) = c.try_wait()?
             {
-                bail!("gateway exited ({st}); see its log {}", self.log.display());
+                bail!(
+                    "{} exited ({st}); see its log {}",
+                    self.kind,
+                    self.log.display()
+                );
             }
             if ready(self.admin) {
                 return Ok(());
