@@ -10,7 +10,13 @@ use meshgw_gateway::cli;
 /// meshgw connects services across clusters and clouds: edge gateways
 /// federate service catalogs over mutually authenticated QUIC tunnels.
 #[derive(Parser)]
-#[command(name = "meshgw", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "meshgw",
+    version,
+    about = "meshgw connects services across clusters and clouds: edge gateways federate service catalogs over mutually authenticated QUIC tunnels, and sidecars route calls by name.",
+    after_help = "Start with `meshgw demo` (a three-cluster mesh on this machine). Config keys: docs/config.md.",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +49,7 @@ enum Command {
     },
     /// Shows the mesh as a gateway sees it: peers, tunnels and services.
     Status(cli::status::StatusArgs),
-    /// Runs a three-cluster mesh on this machine and walks through federation and failure.
+    /// Runs a three-cluster mesh on this machine: federation, traffic through sidecars, failover.
     Demo(cli::demo::DemoArgs),
 }
 
