@@ -1,0 +1,4 @@
+output "endpoints" {
+  description = "Tunnel endpoints per cluster."
+  value       = local.endpoints
+}
