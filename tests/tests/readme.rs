@@ -37,6 +37,41 @@ fn quickstart_lines(readme: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+fn logs(dir: &Path) -> String {
+    ["east.log", "west.log", "payments.log", "orders.log"]
+        .iter()
+        .map(|f| {
+            format!(
+                "== {f}\n{}",
+                std::fs::read_to_string(dir.join(f)).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+async fn wait_status(status: &str, dir: &Path, path: &str) -> Result<()> {
+    wait::until(
+        "status to show west's tunnel up",
+        Duration::from_secs(20),
+        || {
+            let out = Command::new("bash")
+                .args(["-c", status])
+                .current_dir(dir)
+                .env("PATH", path)
+                .output();
+            async move {
+                let out = out?;
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let up = text
+                    .lines()
+                    .any(|l| l.starts_with("west ") && l.split_whitespace().nth(1) == Some("up"));
+                Ok(up.then_some(()))
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_quick_start_works_as_written() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,10 +87,14 @@ async fn readme_quick_start_works_as_written() -> Result<()> {
     );
     let mut bg = Background(Vec::new());
     let mut status_line = None;
+    let mut curl_line = None;
     for line in &lines {
         if let Some(sub) = line.strip_prefix("cd ") {
-            for f in ["east.toml", "west.toml"] {
-                std::fs::copy(root.join(sub).join(f), dir.path().join(f))?;
+            for f in std::fs::read_dir(root.join(sub))? {
+                let f = f?.path();
+                if f.extension().is_some_and(|e| e == "toml") {
+                    std::fs::copy(&f, dir.path().join(f.file_name().context("file name")?))?;
+                }
             }
             continue;
         }
@@ -70,6 +109,12 @@ async fn readme_quick_start_works_as_written() -> Result<()> {
             bg.0.push(sh(&format!("exec {}", cmd.trim())).spawn()?);
         } else if line.starts_with("meshgw status") {
             status_line = Some(line.clone());
+            // Everything after it depends on the tunnel: wait for it here.
+            wait_status(line, dir.path(), &path)
+                .await
+                .map_err(|e| e.context(logs(dir.path())))?;
+        } else if line.starts_with("curl ") {
+            curl_line = Some(line.clone());
         } else {
             let out = sh(line).output()?;
             ensure!(
@@ -80,30 +125,35 @@ async fn readme_quick_start_works_as_written() -> Result<()> {
             );
         }
     }
-    let Some(status) = status_line else {
-        bail!("the quickstart block has no `meshgw status` line")
+    ensure!(
+        status_line.is_some(),
+        "the quickstart block has no `meshgw status` line"
+    );
+    let Some(curl) = curl_line else {
+        bail!("the quickstart block has no curl call through a sidecar")
     };
-    let out = wait::until(
-        "status to show west's tunnel up",
-        Duration::from_secs(20),
+    // The call crosses east sidecar -> east gateway -> QUIC -> west gateway -> west sidecar -> app.
+    let body = wait::until(
+        "the README's curl to reach payments in west",
+        Duration::from_secs(30),
         || {
             let out = Command::new("bash")
-                .args(["-c", &status])
+                .args(["-c", &curl])
                 .current_dir(dir.path())
                 .env("PATH", &path)
                 .output();
             async move {
                 let out = out?;
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let up = text
-                    .lines()
-                    .any(|l| l.starts_with("west ") && l.split_whitespace().nth(1) == Some("up"));
-                Ok(up.then_some(text))
+                let body = String::from_utf8_lossy(&out.stdout).into_owned();
+                Ok((out.status.success() && body.contains("Directory listing")).then_some(body))
             }
         },
     )
-    .await;
-    let logs = || std::fs::read_to_string(dir.path().join("east.log")).unwrap_or_default();
-    out.map_err(|e| e.context(logs()))?;
+    .await
+    .map_err(|e| e.context(logs(dir.path())))?;
+    ensure!(
+        body.contains("east-orders.toml"),
+        "payments' app did not answer from the quickstart directory: {body}"
+    );
     Ok(())
 }
