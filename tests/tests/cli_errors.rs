@@ -14,7 +14,10 @@ use meshgw_tests::{bin, ports, wait};
 
 fn stderr_of(args: &[&str]) -> Result<(bool, String)> {
     let out = bin::run(args)?;
-    Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn a_missing_config_file_is_named() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_port_says_which_and_what_to_do() -> Result<()> {
-    let m = MeshBuilder::new().cluster("a", Backend::Embedded, 1).start().await?;
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
     // A second gateway with the same ports (and its own store).
     let mut spec = m.clusters["a"].gateways[0].spec.clone();
     spec.store = StoreSpec::Embedded(m.dir.path().join("second-store"));
@@ -34,7 +40,10 @@ async fn a_taken_port_says_which_and_what_to_do() -> Result<()> {
     std::fs::write(&cfg, spec.render())?;
     let (ok, err) = stderr_of(&["gateway", "--config", cfg.to_str().unwrap()])?;
     ensure!(!ok, "a second gateway started on taken ports");
-    ensure!(err.contains("cannot bind") && err.contains("free port"), "unhelpful error: {err}");
+    ensure!(
+        err.contains("cannot bind") && err.contains("free port"),
+        "unhelpful error: {err}"
+    );
     Ok(())
 }
 
@@ -45,11 +54,21 @@ async fn a_key_readable_by_others_is_refused_with_the_chmod_to_run() -> Result<(
     pki.cluster("a")?;
     let (cert, key) = pki.gateway("a");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
-    let spec = GatewaySpec::new("mesh.test", "a", StoreSpec::Embedded(dir.path().join("data")), cert, key.clone(), pki.root());
+    let spec = GatewaySpec::new(
+        "mesh.test",
+        "a",
+        StoreSpec::Embedded(dir.path().join("data")),
+        cert,
+        key.clone(),
+        pki.root(),
+    );
     let cfg = dir.path().join("gw.toml");
     std::fs::write(&cfg, spec.render())?;
     let (ok, err) = stderr_of(&["gateway", "--config", cfg.to_str().unwrap()])?;
-    ensure!(!ok && err.contains(&format!("chmod 600 {}", key.display())), "{err}");
+    ensure!(
+        !ok && err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -61,7 +80,14 @@ async fn an_unreachable_etcd_keeps_the_gateway_up_unready_with_a_hint() -> Resul
     let (cert, key) = pki.gateway("a");
     // Nothing listens on this port.
     let dead = format!("http://{}", ports::tcp());
-    let spec = GatewaySpec::new("mesh.test", "a", StoreSpec::Etcd(vec![dead.clone()]), cert, key, pki.root());
+    let spec = GatewaySpec::new(
+        "mesh.test",
+        "a",
+        StoreSpec::Etcd(vec![dead.clone()]),
+        cert,
+        key,
+        pki.root(),
+    );
     let cfg = dir.path().join("gw.toml");
     std::fs::write(&cfg, spec.render())?;
     let log = dir.path().join("gw.log");
@@ -74,8 +100,15 @@ async fn an_unreachable_etcd_keeps_the_gateway_up_unready_with_a_hint() -> Resul
         let admin = spec.admin;
         let dead = dead.clone();
         async move {
-            let unready = matches!(meshgw_tests::gateway::http_get(admin, "/readyz"), Ok((503, _)));
-            Ok((unready && text.contains("unreachable") && text.contains(&dead) && text.contains("is etcd running")).then_some(()))
+            let unready = matches!(
+                meshgw_tests::gateway::http_get(admin, "/readyz"),
+                Ok((503, _))
+            );
+            Ok((unready
+                && text.contains("unreachable")
+                && text.contains(&dead)
+                && text.contains("is etcd running"))
+            .then_some(()))
         }
     })
     .await;
@@ -89,17 +122,33 @@ async fn an_unreachable_etcd_keeps_the_gateway_up_unready_with_a_hint() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_with_a_certificate_from_another_ca_is_refused_clearly() -> Result<()> {
-    let m = MeshBuilder::new().cluster("a", Backend::Embedded, 1).start().await?;
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
     let other = Pki::init(&m.dir.path().join("other-pki"), "mesh.test")?;
     other.cluster("a")?;
     let (cert, key) = other.workload("a", "default", "ops")?;
     let gw: &GatewayProc = &m.clusters["a"].gateways[0];
     let api = gw.spec.api.to_string();
     let (ok, err) = stderr_of(&[
-        "status", "--api", &api, "--ca", m.pki.root().to_str().unwrap(), "--cert", cert.to_str().unwrap(),
-        "--key", key.to_str().unwrap(), "--cluster", "a",
+        "status",
+        "--api",
+        &api,
+        "--ca",
+        m.pki.root().to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--cluster",
+        "a",
     ])?;
     ensure!(!ok, "status succeeded with a foreign certificate");
-    ensure!(err.contains("cannot talk to the gateway API") && err.contains("does it trust this certificate"), "{err}");
+    ensure!(
+        err.contains("cannot talk to the gateway API")
+            && err.contains("does it trust this certificate"),
+        "{err}"
+    );
     Ok(())
 }
