@@ -127,6 +127,28 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             forwarded(&m, "b")? >= 1 && forwarded(&m, "a")? >= 1,
             "the call did not cross both gateways"
         );
+        // The caller's sidecar counts it by source and destination cluster, service and status class.
+        let (_, metrics) = client.admin_get("/metrics")?;
+        let labels = [
+            "src_cluster=\"b\"",
+            "dst_cluster=\"a\"",
+            "service=\"default/payments\"",
+            "status_class=\"2xx\"",
+        ];
+        ensure!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("meshgw_sidecar_requests")
+                    && labels.iter().all(|x| l.contains(x))),
+            "no request metric labelled {labels:?}:\n{metrics}"
+        );
+        ensure!(
+            metrics
+                .lines()
+                .any(|l| l.contains("request_duration_seconds_bucket")
+                    && l.contains("dst_cluster=\"a\"")),
+            "no latency histogram:\n{metrics}"
+        );
 
         // gRPC with a real tonic client, through the same listener (h2c).
         let ch = tonic::transport::Endpoint::from_shared(format!(
