@@ -175,10 +175,10 @@ impl Applied {
 
 impl Drop for Applied {
     fn drop(&mut self) {
-        if !self.destroyed {
-            if let Err(e) = self.destroy() {
-                eprintln!("clean-up: {e:#}");
-            }
+        if !self.destroyed
+            && let Err(e) = self.destroy()
+        {
+            eprintln!("clean-up: {e:#}");
         }
         for run in &self.run_dirs {
             for e in std::fs::read_dir(run).into_iter().flatten().flatten() {
