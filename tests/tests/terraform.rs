@@ -65,8 +65,10 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// Runs `terraform ARGS` in `dir`, killed after `limit`; fails with its
 /// output unless it exits 0.
 fn tf(dir: &Path, args: &[&str], limit: Duration) -> Result<String> {
-    let out = dir.join(".tf-output");
-    let f = std::fs::File::create(&out)?;
+    // Output goes to a temp file, never into `dir` (fmt runs in the repo).
+    let out_file = tempfile::NamedTempFile::new()?;
+    let out = out_file.path().to_path_buf();
+    let f = out_file.reopen()?;
     let mut child = Command::new(terraform())
         .args(args)
         .current_dir(dir)
