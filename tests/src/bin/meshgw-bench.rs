@@ -1,4 +1,4 @@
-//! meshgw-bench: control-plane benchmarks on real processes.
+//! meshgw-bench: benchmarks on real processes.
 //!
 //! `propagation`: latency from "instance registered in cluster A" (the
 //! Register call returns) to "visible in cluster B's store" (B's catalog API
@@ -6,6 +6,14 @@
 //! time, for the etcd and the embedded store. Prints p50, p90, p99 and max.
 //!
 //! Run: `cargo build --release -p meshgw-gateway -p meshgw-tests && target/release/meshgw-bench propagation --count 200`
+//!
+//! `dataplane`: latency at a fixed rate (open loop, corrected for coordinated
+//! omission), maximum rate (wrk) and bulk transfer (curl) of direct calls,
+//! HAProxy, and meshgw same- and cross-cluster, with CPU and peak RSS of each
+//! proxy process; see `tests/src/bench/dataplane.rs` and docs/benchmarks.md.
+//! Needs `haproxy` and `wrk` (scripts/install-bench-deps.sh).
+//!
+//! Run: `target/release/meshgw-bench dataplane --markdown docs/benchmarks.md`
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +22,11 @@ use meshgw_federation::api::pb::WatchRequest;
 use meshgw_tests::client::Api;
 use meshgw_tests::mesh::{Backend, MeshBuilder};
 use tokio_stream::StreamExt;
+
+#[path = "../bench/mod.rs"]
+mod bench;
+
+const USAGE: &str = "usage: meshgw-bench propagation [--count N] | meshgw-bench dataplane [--help]";
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -78,22 +91,35 @@ fn report(name: &str, mut v: Vec<Duration>) {
     );
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        bail!("{USAGE}");
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    match cmd.as_str() {
+        "propagation" => rt.block_on(run_propagation(&args[1..])),
+        "dataplane" => {
+            if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+                println!("usage: {}", bench::dataplane::USAGE);
+                return Ok(());
+            }
+            let opts = bench::dataplane::Opts::parse(&args[1..])?;
+            let command = format!("target/release/meshgw-bench {}", args.join(" "));
+            rt.block_on(bench::dataplane::run(opts, command))
+        }
+        other => bail!("unknown benchmark {other}; {USAGE}"),
+    }
+}
+
+async fn run_propagation(args: &[String]) -> Result<()> {
     let mut count = 200;
     let mut it = args.iter();
-    let Some(cmd) = it.next() else {
-        bail!("usage: meshgw-bench propagation [--count N]");
-    };
     while let Some(a) = it.next() {
         match a.as_str() {
             "--count" => count = it.next().context("--count needs a number")?.parse()?,
             other => bail!("unknown argument {other}: usage: meshgw-bench propagation [--count N]"),
         }
-    }
-    if cmd != "propagation" {
-        bail!("unknown benchmark {cmd}: try `propagation`");
     }
     println!(
         "propagation latency, register in A -> visible in B's store, {count} registrations, loopback"
