@@ -133,9 +133,13 @@ impl Meter {
 pub fn others_cpu(skip: &[u32]) -> std::collections::HashMap<u32, f64> {
     let me = std::process::id();
     let mut out = std::collections::HashMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == me || skip.contains(&pid) {
             continue;
         }
@@ -148,15 +152,25 @@ pub fn others_cpu(skip: &[u32]) -> std::collections::HashMap<u32, f64> {
 
 /// CPU seconds other processes used between two [`others_cpu`] readings
 /// (a process started in between counts whole; one that exited is missed).
-pub fn others_delta(a: &std::collections::HashMap<u32, f64>, b: &std::collections::HashMap<u32, f64>) -> f64 {
-    b.iter().map(|(pid, c)| c - a.get(pid).copied().unwrap_or(0.0)).filter(|d| *d > 0.0).sum()
+pub fn others_delta(
+    a: &std::collections::HashMap<u32, f64>,
+    b: &std::collections::HashMap<u32, f64>,
+) -> f64 {
+    b.iter()
+        .map(|(pid, c)| c - a.get(pid).copied().unwrap_or(0.0))
+        .filter(|d| *d > 0.0)
+        .sum()
 }
 
 /// Hypervisor steal ticks and all ticks, from the `cpu` line of /proc/stat.
 pub fn steal_ticks() -> Result<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/stat")?;
     let line = s.lines().next().context("empty /proc/stat")?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     ensure!(v.len() >= 8, "short cpu line in /proc/stat: {line}");
     Ok((v[7], v[..8].iter().sum()))
 }
