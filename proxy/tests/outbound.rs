@@ -307,8 +307,6 @@ async fn shutdown_stops_accepting() {
 /// an HTTP/1.1 app, which sees the caller's cluster and identity.
 #[tokio::test]
 async fn reaches_an_app_behind_the_real_inbound_sidecar() {
-    use meshgw_proxy::inbound::Inbound;
-    use meshgw_proxy::tls::WorkloadTls;
     let pki = Pki::new();
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = app.local_addr().unwrap();
@@ -334,21 +332,7 @@ async fn reaches_an_app_behind_the_real_inbound_sidecar() {
             .serve_connection(TokioIo::new(s), svc)
             .await;
     });
-    let mut dest_cfg = support::config(&pki, app_addr, &[]);
-    dest_cfg.service.name = "payments".into();
-    dest_cfg.service.app = app_addr;
-    let dest_tls = WorkloadTls::new(
-        pki.workload("default", "payments"),
-        pki.bundle(),
-        support::TD,
-    )
-    .unwrap();
-    let inbound = Inbound::new(&dest_cfg, &dest_tls, Arc::new(Metrics::new("a")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dest = listener.local_addr().unwrap();
-    let (_stop_dest, shutdown) = watch::channel(false);
-    tokio::spawn(inbound.serve(listener, shutdown));
-
+    let (dest, _stop_dest) = real_inbound(&pki, app_addr).await;
     let (http, _, _stop) = run(&pki, view(vec![local("p1", dest)], vec![]), dest).await;
     let (status, _, body) = http1(http, get("payments.default.mesh", "/")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -359,4 +343,45 @@ async fn reaches_an_app_behind_the_real_inbound_sidecar() {
             support::TD
         )
     );
+}
+
+/// Starts the real inbound listener of a `default/payments` sidecar in
+/// front of `app`; it stops when the returned sender is dropped.
+async fn real_inbound(pki: &Pki, app: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
+    use meshgw_proxy::inbound::Inbound;
+    use meshgw_proxy::tls::WorkloadTls;
+    let mut cfg = support::config(pki, app, &[]);
+    cfg.service.name = "payments".into();
+    cfg.service.app = app;
+    let tls = WorkloadTls::new(
+        pki.workload("default", "payments"),
+        pki.bundle(),
+        support::TD,
+    )
+    .unwrap();
+    let inbound = Inbound::new(&cfg, &tls, Arc::new(Metrics::new("a")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(inbound.serve(listener, shutdown));
+    (addr, stop)
+}
+
+/// The destination sidecar cannot reach its app: the caller gets a 502
+/// whose `x-meshgw-error` names the app hop, and a body with the next step.
+#[tokio::test]
+async fn an_app_that_is_down_gets_a_502_naming_the_app_hop() {
+    let pki = Pki::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let (dest, _stop_dest) = real_inbound(&pki, app_addr).await;
+    let (http, _, _stop) = run(&pki, view(vec![local("p1", dest)], vec![]), dest).await;
+    let (status, headers, body) = http1(http, get("payments.default.mesh", "/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(
+        headers.get("x-meshgw-error").unwrap(),
+        "refused; service=default/payments; hop=app"
+    );
+    assert!(body.contains("is it listening on service.app?"), "{body}");
 }

@@ -21,6 +21,7 @@ use meshgw_config::{AppProtocol, SidecarConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
 
 /// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
@@ -107,9 +108,14 @@ impl AppForwarder {
             .to_string();
         let resp = match self.to_app(req, &caller).await {
             Ok(resp) => resp.map(|b| b.boxed()),
-            Err((status, why)) => {
+            Err((status, code, why)) => {
                 tracing::warn!(%caller, app = %self.app, %status, "{why}");
-                error_response(status, why)
+                let mut resp = error_response(status, why);
+                let header = format!("{code}; service={}; hop={}", self.service, Hop::App);
+                if let Ok(v) = HeaderValue::from_str(&header) {
+                    resp.headers_mut().insert(ERROR_HEADER, v);
+                }
+                resp
             }
         };
         self.metrics.request_between(
@@ -126,7 +132,7 @@ impl AppForwarder {
         &self,
         req: Request<Incoming>,
         caller: &str,
-    ) -> Result<Response<Incoming>, (StatusCode, String)> {
+    ) -> Result<Response<Incoming>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -141,7 +147,7 @@ impl AppForwarder {
         }
         parts.uri = Uri::try_from(format!("http://{}{path}", self.app)).map_err(|e| {
             let why = format!("meshgw inbound: bad request path {path:?}: {e}");
-            (StatusCode::BAD_REQUEST, why)
+            (StatusCode::BAD_REQUEST, "bad_path", why)
         })?;
         parts.version = match self.protocol {
             AppProtocol::Grpc => Version::HTTP_2,
@@ -156,6 +162,7 @@ impl AppForwarder {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err((
                 StatusCode::BAD_GATEWAY,
+                Reason::Refused.code(),
                 format!(
                     "meshgw inbound: cannot reach the app at {} ({}): {}; is it listening on service.app?",
                     self.app,
@@ -165,6 +172,7 @@ impl AppForwarder {
             )),
             Err(_) => Err((
                 StatusCode::GATEWAY_TIMEOUT,
+                Reason::RequestTimeout.code(),
                 format!(
                     "meshgw inbound: the app at {} sent no response headers within {:?} (timeouts.request)",
                     self.app, self.request_timeout
