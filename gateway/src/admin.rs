@@ -43,8 +43,12 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
 /// Serves admin requests forever.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, ready: Arc<Ready>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                meshgw_proxy::accept::failed("admin", &e).await;
+                continue;
+            }
         };
         let shared = shared.clone();
         let ready = ready.clone();

@@ -64,7 +64,10 @@ pub async fn serve(
             _ = crate::sidecar::stopped(&mut shutdown) => return,
             a = listener.accept() => match a {
                 Ok(a) => a,
-                Err(_) => continue,
+                Err(e) => {
+                    crate::accept::failed("admin", &e).await;
+                    continue;
+                }
             },
         };
         let (ready, metrics) = (ready.clone(), metrics.clone());

@@ -77,10 +77,7 @@ impl Inbound {
                         let me = self.clone();
                         conns.spawn(me.connection(tcp, remote, shutdown.clone()));
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "inbound accept failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    Err(e) => crate::accept::failed("inbound", &e).await,
                 },
             }
         }

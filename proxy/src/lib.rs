@@ -9,6 +9,7 @@
 //! - [`tls`]: the workload's mTLS configs ([`tls::WorkloadTls`]).
 //! - [`inbound`]: the mTLS listener other sidecars connect to, forwarding to
 //!   the app (TCP splice or HTTP/2 to HTTP/1.1 or h2c).
+//! - [`accept`]: the pause after a failed `accept`.
 //! - [`admin`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`outbound`]: the listeners the local app calls (`[[upstreams]]` TCP and
 //!   `outbound.http`), routing by service name; [`balance`] chooses the
@@ -17,6 +18,7 @@
 //!   which hop failed and why.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod admin;
 pub mod balance;
 pub mod catalog;

@@ -46,8 +46,7 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbound HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    crate::accept::failed("outbound.http", &e).await;
                     continue;
                 }
             },

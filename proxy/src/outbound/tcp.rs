@@ -37,10 +37,7 @@ pub(crate) async fn serve(
                         proxy(stream, &svc, port, &shared).await;
                     });
                 }
-                Err(e) => {
-                    tracing::warn!(service = %svc, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                Err(e) => crate::accept::failed("upstream", &e).await,
             },
         }
     }
