@@ -34,8 +34,8 @@ mod walk;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{
-    ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, ExportRule, GATEWAY_SCHEMA, GatewayConfig,
-    ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
+    ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, ExportRule, ForwardTimeouts, GATEWAY_SCHEMA,
+    GatewayConfig, ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
 };
 pub use sidecar::{
     AnyConfig, AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,

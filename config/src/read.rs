@@ -157,6 +157,16 @@ impl<'a> View<'a> {
         })
     }
 
+    /// Reads a duration that must be greater than zero.
+    pub fn positive_duration(&self, diag: &mut Diag, key: &str) -> Option<Spanned<Duration>> {
+        let v = self.duration(diag, key)?;
+        if v.value.is_zero() {
+            let msg = "must be greater than zero, e.g. \"1s\"";
+            diag.push(v.line, &self.key_path(key), msg);
+        }
+        Some(v)
+    }
+
     /// Reads a socket address such as `"0.0.0.0:7443"`.
     pub fn socket_addr(&self, diag: &mut Diag, key: &str) -> Option<Spanned<SocketAddr>> {
         self.parse(diag, key, "a string like \"0.0.0.0:7443\"", |s| {

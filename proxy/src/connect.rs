@@ -31,6 +31,9 @@ use crate::tls::{WorkloadTls, service_spiffe_id};
 /// ALPN protocol spoken to the local gateway's forward listener.
 pub const FORWARD_ALPN: &[u8] = b"meshgw-forward";
 
+/// The wait for a gateway's route answer, in multiples of `timeouts.connect`.
+pub const ROUTE_ANSWER_CONNECTS: u32 = 3;
+
 /// Any byte stream a mesh TLS session can run over (TCP, or another TLS session).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -192,12 +195,17 @@ impl Dialer {
             outer.flush().await?;
             read_answer(&mut outer).await
         };
-        let answer = match timeout(limit, exchange).await {
+        // The gateways answer within 2 × their timeouts.connect (the peer's
+        // instance connects within 1 ×): waiting 3 × ours means that, with
+        // equal settings, a hop further on that times out is named by the
+        // gateway that saw it, not blamed on the local gateway.
+        let answer_limit = limit * ROUTE_ANSWER_CONNECTS;
+        let answer = match timeout(answer_limit, exchange).await {
             Err(_) => {
                 return Err(ProxyError::new(
                     Hop::LocalGateway,
                     Reason::ConnectTimeout,
-                    format!("no route answer from {} in {limit:?}", gw.forward),
+                    format!("no route answer from {} in {answer_limit:?}", gw.forward),
                 ));
             }
             Ok(Err(e)) => return Err(io_error(Hop::LocalGateway, &gw.forward, e)),

@@ -226,7 +226,7 @@ impl ProxyError {
                     .into()
             }
             Reason::ConnectTimeout => format!(
-                "{} did not answer in time: check that it runs and that a firewall does not drop the traffic",
+                "a connect at {} did not complete in time: check that the next hop named above runs and that no firewall drops the traffic",
                 self.hop
             ),
             Reason::IdleTimeout => "the connection was idle longer than timeouts.idle".into(),

@@ -62,6 +62,8 @@ pub struct GatewaySpec {
     pub exports: Vec<(String, Vec<String>)>,
     /// `[sync]` keys as (key, humantime value).
     pub sync: Vec<(String, String)>,
+    /// `[timeouts]` keys as (key, humantime value); empty means the defaults.
+    pub timeouts: Vec<(String, String)>,
 }
 
 impl GatewaySpec {
@@ -95,6 +97,7 @@ impl GatewaySpec {
                 ("backoff_initial".into(), "100ms".into()),
                 ("backoff_max".into(), "1s".into()),
             ],
+            timeouts: vec![],
         }
     }
 
@@ -135,6 +138,12 @@ impl GatewaySpec {
         writeln!(s, "[sync]").unwrap();
         for (k, v) in &self.sync {
             writeln!(s, "{k} = {v:?}").unwrap();
+        }
+        if !self.timeouts.is_empty() {
+            writeln!(s, "\n[timeouts]").unwrap();
+            for (k, v) in &self.timeouts {
+                writeln!(s, "{k} = {v:?}").unwrap();
+            }
         }
         for p in &self.peers {
             let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();

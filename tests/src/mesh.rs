@@ -43,6 +43,7 @@ pub struct MeshBuilder {
     clusters: Vec<(String, Backend, usize)>,
     exports: Vec<(String, String, Vec<String>)>,
     sync: Vec<(String, String)>,
+    timeouts: Vec<(String, String)>,
     unreachable: Vec<String>,
 }
 
@@ -59,6 +60,7 @@ impl MeshBuilder {
             clusters: vec![],
             exports: vec![],
             sync: vec![],
+            timeouts: vec![],
             unreachable: vec![],
         }
     }
@@ -89,6 +91,12 @@ impl MeshBuilder {
     /// Overrides one `[sync]` setting on every gateway.
     pub fn sync(mut self, key: &str, value: &str) -> Self {
         self.sync.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets one `[timeouts]` key (forwarded connections) on every gateway.
+    pub fn timeout(mut self, key: &str, value: &str) -> Self {
+        self.timeouts.push((key.into(), value.into()));
         self
     }
 
@@ -127,6 +135,7 @@ impl MeshBuilder {
                     s.sync.retain(|(kk, _)| kk != k);
                     s.sync.push((k.clone(), val.clone()));
                 }
+                s.timeouts.clone_from(&self.timeouts);
                 s.exports = self
                     .exports
                     .iter()

@@ -437,3 +437,53 @@ async fn callers_without_a_mesh_certificate_are_refused_and_unknown_services_get
     );
     Ok(())
 }
+
+/// A hop that times out is the one named: the only instance of `slow`, in a,
+/// swallows connects, so a's gateway gives up on it within its
+/// `timeouts.connect`, and the caller in b gets a 504 whose `x-meshgw-error`
+/// names a's gateway, not its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_is_reported_at_the_hop_that_timed_out() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/slow", &["*"])
+        .timeout("connect", "500ms")
+        .start()
+        .await?;
+    // A listener that never accepts, its one-slot queue filled: the kernel
+    // drops further SYNs, so connects to it hang.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let hole = socket.listen(0)?;
+    let hole_addr = hole.local_addr()?;
+    let _filler = tokio::net::TcpStream::connect(hole_addr).await?;
+    let mut a = Api::connect(&m, "a").await?;
+    a.register_at("default/slow", "s1", "127.0.0.1", hole_addr.port(), 60)
+        .await?;
+    sees(&m, "b", "default/slow", "a", 1).await?;
+    let orders = apps::http("orders-b").await?;
+    let client = m
+        .sidecar("b", "default/orders", "http", orders.addr)
+        .await?;
+    let (status, head, body) = wait::until("a 504 from the sidecar in b", T, || {
+        let r = curl(&client, "slow.default.mesh", "/", &[]);
+        async move {
+            let r = r?;
+            ensure!(r.0 == 504, "answered {}: {}\n{}", r.0, r.1, r.2);
+            Ok(Some(r))
+        }
+    })
+    .await?;
+    let header = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-meshgw-error: "))
+        .unwrap_or_default();
+    ensure!(
+        header == "connect_timeout; service=default/slow; hop=peer-gateway:a",
+        "{status}: the timeout is not blamed on a's gateway: {head}\n{body}"
+    );
+    ensure!(body.contains("timed out"), "{body}");
+    drop(hole);
+    Ok(())
+}

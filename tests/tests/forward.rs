@@ -136,3 +136,53 @@ async fn connections_cross_the_tunnel_to_an_instance_and_failures_name_the_hop()
     .await;
     r.map_err(|e| e.context(m.logs()))
 }
+
+/// A forwarded connection silent both ways for the gateway's `timeouts.idle`
+/// is closed by the gateway (the echo app would keep it open forever), and
+/// not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_forwarded_connection_is_closed_after_the_gateway_idle_timeout() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/echo", &["*"])
+        .timeout("idle", "1s")
+        .start()
+        .await?;
+    let port = echo_server().await?;
+    let mut a = Api::connect(&m, "a").await?;
+    let b = Api::connect(&m, "b").await?;
+    a.register_at("default/echo", "e1", "127.0.0.1", port, 60)
+        .await?;
+    wait::until("b imports echo", Duration::from_secs(15), || {
+        let mut b = b.clone();
+        async move {
+            Ok(b.cluster_view("default/echo", "a")
+                .await?
+                .filter(|v| v.healthy == 1)
+                .map(|_| ()))
+        }
+    })
+    .await?;
+    let gw_b = &m.clusters["b"].gateways[0];
+    let (ans, mut pipe) = forward::open(gw_b, &m.pki, "default", "echo", None).await?;
+    ensure!(ans.status == RouteStatus::Ok, "forward refused: {ans:?}");
+    pipe.write_all(b"ping").await?;
+    let mut buf = [0u8; 4];
+    pipe.read_exact(&mut buf).await?;
+    ensure!(&buf == b"ping", "echo answered {buf:?}");
+    let silent = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(20), pipe.read_to_end(&mut rest)).await;
+    let waited = silent.elapsed();
+    ensure!(
+        end.is_ok(),
+        "the idle connection was still open after {waited:?}"
+    );
+    ensure!(rest.is_empty(), "unexpected bytes after the echo: {rest:?}");
+    ensure!(
+        waited >= Duration::from_secs(1),
+        "closed after {waited:?}, before timeouts.idle (1s)"
+    );
+    Ok(())
+}

@@ -12,6 +12,6 @@ mod tests;
 
 pub use schema::GATEWAY_SCHEMA;
 pub use types::{
-    ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, ExportRule, GatewayConfig, ListenConfig,
-    MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
+    ClusterConfig, EtcdAuth, EtcdConfig, EtcdTls, ExportRule, ForwardTimeouts, GatewayConfig,
+    ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
 };

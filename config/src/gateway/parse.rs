@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use toml_edit::{Document, Table};
 
 use super::schema::GATEWAY_SCHEMA;
-use super::types::{ClusterConfig, GatewayConfig, ListenConfig, MeshConfig, SyncConfig, TlsFiles};
+use super::types::{
+    ClusterConfig, ForwardTimeouts, GatewayConfig, ListenConfig, MeshConfig, SyncConfig, TlsFiles,
+};
 use super::{peers, store};
 use crate::checks::{PKI_HINT, check_file, check_private_key, is_dns_label, is_trust_domain};
 use crate::error::{ConfigError, ConfigErrors, Diag};
@@ -77,6 +79,9 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
     let sync = root
         .table_or_empty(d, "sync", &empty)
         .and_then(|t| read_sync(&t, d));
+    let timeouts = root
+        .table_or_empty(d, "timeouts", &empty)
+        .and_then(|t| read_timeouts(&t, d));
     let own_name = cluster.as_ref().map(|c: &ClusterConfig| c.name.as_str());
     let peers = peers::read_peers(&root.tables(d, "peers"), d, own_name);
     let exports = peers::read_exports(&root.tables(d, "exports"), d, &peers.names);
@@ -87,6 +92,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
         store: store?,
         tls: tls?,
         sync: sync?,
+        timeouts: timeouts?,
         peers: peers.peers?,
         exports: exports?,
         source,
@@ -178,18 +184,17 @@ fn read_tls(t: &View<'_>, d: &mut Diag) -> Option<TlsFiles> {
     })
 }
 
+fn read_timeouts(t: &View<'_>, d: &mut Diag) -> Option<ForwardTimeouts> {
+    let connect = t.positive_duration(d, "connect");
+    let idle = t.positive_duration(d, "idle");
+    Some(ForwardTimeouts {
+        connect: connect?.value,
+        idle: idle?.value,
+    })
+}
+
 fn read_sync(t: &View<'_>, d: &mut Diag) -> Option<SyncConfig> {
-    let mut dur = |key: &str| {
-        let v = t.duration(d, key)?;
-        if v.value.is_zero() {
-            d.push(
-                v.line,
-                &t.key_path(key),
-                "must be greater than zero, e.g. \"1s\"",
-            );
-        }
-        Some(v)
-    };
+    let mut dur = |key: &str| t.positive_duration(d, key);
     let heartbeat = dur("heartbeat_interval");
     let peer_timeout = dur("peer_timeout");
     let stale_after = dur("stale_after");
@@ -243,6 +248,13 @@ impl Default for ListenConfig {
     /// Returns the documented defaults (the schema's).
     fn default() -> Self {
         defaults("listen", read_listen)
+    }
+}
+
+impl Default for ForwardTimeouts {
+    /// Returns the documented defaults (the schema's).
+    fn default() -> Self {
+        defaults("timeouts", read_timeouts)
     }
 }
 

@@ -29,6 +29,12 @@ pub static GATEWAY_SCHEMA: TableSpec = TableSpec {
             "The gateway's own certificate and trust bundle.",
         ),
         KeySpec::table("sync", &SYNC, Optional, "Catalog federation timers."),
+        KeySpec::table(
+            "timeouts",
+            &TIMEOUTS,
+            Optional,
+            "Timeouts of the connections the gateway forwards between sidecars and clusters.",
+        ),
         KeySpec::tables(
             "peers",
             &PEER,
@@ -218,6 +224,24 @@ static TLS: TableSpec = TableSpec {
             "path",
             Required,
             "PEM private key of `cert`; must not be readable by group or others (mode 0600).",
+        ),
+    ],
+};
+
+static TIMEOUTS: TableSpec = TableSpec {
+    header: "[timeouts]",
+    keys: &[
+        KeySpec::value(
+            "connect",
+            "duration",
+            Default("2s"),
+            "Timeout of each step that sets up a forwarded connection: a sidecar's TLS handshake and route header, the connect to a local instance; the wait for a peer gateway's answer is twice this, as it includes the peer's own connect.",
+        ),
+        KeySpec::value(
+            "idle",
+            "duration",
+            Default("5m"),
+            "A forwarded connection with no bytes either way for this long is closed.",
         ),
     ],
 };

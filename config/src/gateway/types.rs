@@ -20,6 +20,8 @@ pub struct GatewayConfig {
     pub tls: TlsFiles,
     /// `[sync]`: catalog federation timers.
     pub sync: SyncConfig,
+    /// `[timeouts]`: timeouts of forwarded connections.
+    pub timeouts: ForwardTimeouts,
     /// `[[peers]]`: gateways of other clusters, in file order.
     pub peers: Vec<PeerConfig>,
     /// `[[exports]]`: which local services are offered to which peers.
@@ -150,6 +152,15 @@ pub struct SyncConfig {
     pub backoff_initial: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+}
+
+/// `[timeouts]`: timeouts of the connections a gateway forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardTimeouts {
+    /// Each setup step: TLS handshake, route header, connect to an instance.
+    pub connect: Duration,
+    /// A forwarded connection silent both ways for this long is closed.
+    pub idle: Duration,
 }
 
 /// `[[peers]]`: one gateway of another cluster.

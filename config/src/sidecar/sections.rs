@@ -216,8 +216,8 @@ pub(super) fn health(t: &View<'_>, d: &mut Diag) -> Option<HealthConfig> {
         }
         None => None,
     };
-    let interval = positive(t, d, "interval");
-    let timeout = positive(t, d, "timeout");
+    let interval = t.positive_duration(d, "interval");
+    let timeout = t.positive_duration(d, "timeout");
     if let (Some(i), Some(to)) = (&interval, &timeout)
         && to.value > i.value
     {
@@ -237,18 +237,6 @@ pub(super) fn health(t: &View<'_>, d: &mut Diag) -> Option<HealthConfig> {
         unhealthy_after: u32::try_from(unhealthy_after?.value).ok()?,
         healthy_after: u32::try_from(healthy_after?.value).ok()?,
     })
-}
-
-fn positive(t: &View<'_>, d: &mut Diag, key: &str) -> Option<Spanned<std::time::Duration>> {
-    let v = t.duration(d, key)?;
-    if v.value.is_zero() {
-        d.push(
-            v.line,
-            &t.key_path(key),
-            "must be greater than zero, e.g. \"1s\"",
-        );
-    }
-    Some(v)
 }
 
 pub(super) fn tls(t: &View<'_>, d: &mut Diag) -> Option<TlsFiles> {
@@ -271,10 +259,10 @@ pub(super) fn tls(t: &View<'_>, d: &mut Diag) -> Option<TlsFiles> {
 }
 
 pub(super) fn timeouts(t: &View<'_>, d: &mut Diag) -> Option<Timeouts> {
-    let connect = positive(t, d, "connect");
-    let idle = positive(t, d, "idle");
-    let request = positive(t, d, "request");
-    let drain = positive(t, d, "drain");
+    let connect = t.positive_duration(d, "connect");
+    let idle = t.positive_duration(d, "idle");
+    let request = t.positive_duration(d, "request");
+    let drain = t.positive_duration(d, "drain");
     Some(Timeouts {
         connect: connect?.value,
         idle: idle?.value,

@@ -10,7 +10,6 @@ use rand::seq::SliceRandom;
 use tokio::net::TcpStream;
 
 use super::answer;
-use super::listener::IDLE;
 use super::pipe::{read_frame, splice};
 use crate::shared::Shared;
 
@@ -22,7 +21,7 @@ pub async fn serve(
     mut recv: quinn::RecvStream,
 ) {
     let me = shared.cfg.cluster.name.clone();
-    let timeout = shared.cfg.sync.connect_timeout;
+    let timeout = shared.cfg.timeouts.connect;
     let h = match read_frame(&mut recv, route::decode_header, timeout).await {
         Ok(h) => h,
         Err(e) => {
@@ -67,8 +66,11 @@ pub async fn serve(
     let mut last_err = format!("no healthy instance of {svc}");
     let mut status = RouteStatus::NoInstance;
     let mut tcp = None;
+    // One budget for every attempt, so that the caller's gateway, which waits
+    // twice as long, hears from us before it gives up on us.
+    let deadline = tokio::time::Instant::now() + timeout;
     for addr in targets.iter().take(3) {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr.as_str())).await {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr.as_str())).await {
             Ok(Ok(s)) => {
                 tcp = Some(s);
                 break;
@@ -78,9 +80,11 @@ pub async fn serve(
                 status = RouteStatus::NoInstance;
             }
             Err(_) => {
-                last_err =
-                    format!("connect to instance {addr} of {svc} timed out after {timeout:?}");
+                last_err = format!(
+                    "connect to instance {addr} of {svc} timed out (timeouts.connect = {timeout:?} for all attempts)"
+                );
                 status = RouteStatus::Timeout;
+                break;
             }
         }
     }
@@ -97,7 +101,7 @@ pub async fn serve(
     shared.metrics.forwarded(&peer, &svc, "ok");
     let _open = shared.metrics.stream_open(&peer);
     let mut pipe = tokio::io::join(recv, send);
-    let r = splice(&mut pipe, &mut tcp, IDLE).await;
+    let r = splice(&mut pipe, &mut tcp, shared.cfg.timeouts.idle).await;
     let (_, mut send) = pipe.into_inner();
     match r {
         Ok((down, up)) => shared.metrics.stream_bytes(&peer, up, down),

@@ -4,7 +4,7 @@
 //! opens a QUIC data stream to it, relays the peer's answer, then splices.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use meshgw_federation::model::ServiceName;
 use meshgw_proxy::route::{self, RouteAnswer, RouteHeader, RouteStatus};
@@ -15,9 +15,6 @@ use tokio_rustls::TlsAcceptor;
 use super::pipe::{read_frame, splice};
 use super::{STREAM_DATA, answer};
 use crate::shared::Shared;
-
-/// How long a forwarded pipe may stay silent before it is closed.
-pub const IDLE: Duration = Duration::from_secs(300);
 
 /// Binds the forward listener.
 pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
@@ -40,7 +37,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shared
         let _ = tcp.set_nodelay(true);
         let (acceptor, shared) = (acceptor.clone(), shared.clone());
         tokio::spawn(async move {
-            let timeout = shared.cfg.sync.connect_timeout;
+            let timeout = shared.cfg.timeouts.connect;
             let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -62,7 +59,7 @@ async fn handle(
     mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
 ) {
     let me = shared.cfg.cluster.name.clone();
-    let timeout = shared.cfg.sync.connect_timeout;
+    let timeout = shared.cfg.timeouts.connect;
     let header = match read_frame(&mut tls, route::decode_header, timeout).await {
         Ok(h) => h,
         Err(e) => {
@@ -97,7 +94,7 @@ async fn handle(
     shared.metrics.forwarded(&cluster, &svc, "ok");
     let _open = shared.metrics.stream_open(&cluster);
     let mut pipe = tokio::io::join(recv, send);
-    let r = splice(&mut tls, &mut pipe, IDLE).await;
+    let r = splice(&mut tls, &mut pipe, shared.cfg.timeouts.idle).await;
     let (_, mut send) = pipe.into_inner();
     match r {
         Ok((up, down)) => {
@@ -129,7 +126,7 @@ async fn open(
             format!("no tunnel to {cluster} is up"),
         )
     })?;
-    let timeout = shared.cfg.sync.connect_timeout;
+    let timeout = shared.cfg.timeouts.connect;
     let hdr = RouteHeader {
         target_cluster: Some(cluster.clone()),
         source_cluster: me.clone(),
@@ -143,7 +140,9 @@ async fn open(
         send.write_all(&route::encode_header(&hdr))
             .await
             .map_err(|e| e.to_string())?;
-        let ans = read_frame(&mut recv, route::decode_answer, timeout)
+        // Bounded by the whole exchange's limit below: the peer may spend
+        // its own `timeouts.connect` on instances before it answers.
+        let ans = read_frame(&mut recv, route::decode_answer, timeout * 2)
             .await
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((ans, send, recv))
@@ -155,10 +154,14 @@ async fn open(
             RouteStatus::PeerUnreachable,
             format!("stream to {cluster} failed: {e}"),
         )),
+        // Named after the peer: it is the hop that did not answer.
         Err(_) => Err(answer(
-            me,
+            &cluster,
             RouteStatus::Timeout,
-            format!("gateway {cluster} did not answer within {:?}", timeout * 2),
+            format!(
+                "no answer to gateway {me} within {:?} (2 × timeouts.connect)",
+                timeout * 2
+            ),
         )),
     }
 }

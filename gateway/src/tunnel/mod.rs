@@ -157,20 +157,44 @@ async fn accept_streams(
     shared: Arc<Shared>,
     peer: String,
     conn: quinn::Connection,
-    mut control: Option<tokio::sync::oneshot::Sender<StreamPair>>,
+    control: Option<tokio::sync::oneshot::Sender<StreamPair>>,
 ) {
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-        let mut kind = [0u8; 1];
-        let timeout = shared.cfg.sync.connect_timeout;
-        match tokio::time::timeout(timeout, recv.read_exact(&mut kind)).await {
-            Ok(Ok(())) => {}
-            _ => {
-                let _ = recv.stop(CLOSE_PROTOCOL.into());
-                continue;
-            }
+    // Each stream's type byte is read in its own task, so a stream whose
+    // first byte is late never holds up the streams opened after it.
+    let control = Arc::new(std::sync::Mutex::new(control));
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        tokio::spawn(dispatch_stream(
+            shared.clone(),
+            peer.clone(),
+            control.clone(),
+            send,
+            recv,
+        ));
+    }
+}
+
+/// Reads a new stream's type byte and hands the stream to the session
+/// (control, at most one per connection) or to [`forward::inbound`] (data).
+async fn dispatch_stream(
+    shared: Arc<Shared>,
+    peer: String,
+    control: Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<StreamPair>>>>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let mut kind = [0u8; 1];
+    let timeout = shared.cfg.timeouts.connect;
+    match tokio::time::timeout(timeout, recv.read_exact(&mut kind)).await {
+        Ok(Ok(())) => {}
+        _ => {
+            let _ = recv.stop(CLOSE_PROTOCOL.into());
+            return;
         }
-        match kind[0] {
-            STREAM_CONTROL => match control.take() {
+    }
+    match kind[0] {
+        STREAM_CONTROL => {
+            let tx = control.lock().expect("control slot lock").take();
+            match tx {
                 Some(tx) => {
                     let _ = tx.send((send, recv));
                 }
@@ -178,19 +202,12 @@ async fn accept_streams(
                     tracing::warn!(%peer, "second control stream on one connection; refused");
                     let _ = send.reset(CLOSE_PROTOCOL.into());
                 }
-            },
-            forward::STREAM_DATA => {
-                tokio::spawn(forward::inbound::serve(
-                    shared.clone(),
-                    peer.clone(),
-                    send,
-                    recv,
-                ));
             }
-            other => {
-                tracing::warn!(%peer, kind = other, "unknown stream type; refused");
-                let _ = send.reset(CLOSE_PROTOCOL.into());
-            }
+        }
+        forward::STREAM_DATA => forward::inbound::serve(shared, peer, send, recv).await,
+        other => {
+            tracing::warn!(%peer, kind = other, "unknown stream type; refused");
+            let _ = send.reset(CLOSE_PROTOCOL.into());
         }
     }
 }

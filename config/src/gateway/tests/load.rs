@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{FULL, Fixture};
-use crate::{ExportRule, GatewayConfig, ListenConfig, StoreConfig, SyncConfig};
+use crate::{ExportRule, ForwardTimeouts, GatewayConfig, ListenConfig, StoreConfig, SyncConfig};
 
 const MINIMAL: &str = r#"
 [mesh]
@@ -95,6 +95,7 @@ fn minimal_config_takes_every_default() {
     let c = fx.load(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.listen, ListenConfig::default());
     assert_eq!(c.sync, SyncConfig::default());
+    assert_eq!(c.timeouts, ForwardTimeouts::default());
     let want = StoreConfig::Embedded {
         data_dir: fx.path("state"),
         prefix: "/meshgw".into(),
@@ -117,6 +118,22 @@ fn defaults_match_the_documented_values() {
     assert_eq!(s.connect_timeout, Duration::from_secs(5));
     assert_eq!(s.backoff_initial, Duration::from_millis(200));
     assert_eq!(s.backoff_max, Duration::from_secs(10));
+    let t = ForwardTimeouts::default();
+    assert_eq!(t.connect, Duration::from_secs(2));
+    assert_eq!(t.idle, Duration::from_secs(300));
+}
+
+#[test]
+fn forward_timeouts_are_read_and_zero_is_refused() {
+    let fx = Fixture::new();
+    let ok = format!("{MINIMAL}\n[timeouts]\nconnect = \"750ms\"\nidle = \"30s\"\n");
+    let c = fx.load(&ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.timeouts.connect, Duration::from_millis(750));
+    assert_eq!(c.timeouts.idle, Duration::from_secs(30));
+    let zero = format!("{MINIMAL}\n[timeouts]\nidle = \"0s\"\n");
+    let err = fx.load(&zero).unwrap_err().to_string();
+    assert!(err.contains("timeouts.idle"), "{err}");
+    assert!(err.contains("greater than zero"), "{err}");
 }
 
 #[test]
