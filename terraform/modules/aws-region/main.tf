@@ -37,6 +37,7 @@ module "config" {
   admin_bind_address = var.admin_bind_address
   tls                = var.tls
   sync               = var.sync
+  timeouts           = var.timeouts
   sidecars           = var.sidecars
   config_dir         = "/etc/meshgw"
   zone_command       = local.zone_command

@@ -151,6 +151,16 @@ variable "sync" {
   }
 }
 
+variable "timeouts" {
+  description = "Overrides of the gateway's `[timeouts]` for forwarded connections (connect, idle) as humantime strings, e.g. { idle = \"1h\" }; unset keys keep the binary's defaults."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for k in keys(var.timeouts) : contains(["connect", "idle"], k)])
+    error_message = "timeouts keys must be among connect, idle."
+  }
+}
+
 variable "sidecars" {
   description = <<-EOT
     Sidecar configs to render, one per workload, keyed by an id used in file

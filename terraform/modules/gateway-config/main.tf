@@ -47,6 +47,7 @@ locals {
       store        = local.store
       tls          = local.tls
       sync         = var.sync
+      timeouts     = var.timeouts
       peers        = local.peers
       exports      = var.exports
     })

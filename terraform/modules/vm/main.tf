@@ -21,6 +21,7 @@ module "config" {
   admin_bind_address = var.admin_bind_address
   tls                = var.tls
   sync               = var.sync
+  timeouts           = var.timeouts
   sidecars           = var.sidecars
   config_dir         = local.dir
   binary_path        = "${local.dir}/bin/meshgw"

@@ -152,3 +152,22 @@ run "rejects_unknown_sync_keys" {
   }
   expect_failures = [var.sync]
 }
+
+run "renders_forward_timeouts" {
+  command = plan
+  variables {
+    timeouts = { idle = "1h", connect = "3s" }
+  }
+  assert {
+    condition     = strcontains(output.gateway_config, "[timeouts]\nconnect = \"3s\"\nidle = \"1h\"\n")
+    error_message = "timeouts render as a [timeouts] table, keys sorted"
+  }
+}
+
+run "rejects_unknown_timeout_keys" {
+  command = plan
+  variables {
+    timeouts = { request = "1s" }
+  }
+  expect_failures = [var.timeouts]
+}

@@ -34,6 +34,7 @@ module "east" {
   peers        = [{ name = "west", addresses = ["west.example:7443"] }]
   exports      = [{ service = "default/*", to = ["west"] }]
   sync         = { heartbeat_interval = "500ms", peer_timeout = "3s" }
+  timeouts     = { connect = "1s", idle = "10m" }
   sidecars = {
     payments = {
       service        = "default/payments"
