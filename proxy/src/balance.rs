@@ -88,6 +88,8 @@ struct Inner {
     rng: StdRng,
     stats: HashMap<Key, Arc<Stats>>,
     health: HashMap<Key, Health>,
+    /// The catalog revision the maps were last pruned against.
+    pruned_at: i64,
 }
 
 /// Counts one request in flight to a target until dropped.
@@ -141,6 +143,7 @@ impl Balancer {
                 rng,
                 stats: HashMap::new(),
                 health: HashMap::new(),
+                pruned_at: 0,
             }),
         }
     }
@@ -157,6 +160,9 @@ impl Balancer {
         exclude: &[String],
     ) -> Option<Pick> {
         let mut inner = self.inner.lock().expect("balancer lock");
+        if view.revision != inner.pruned_at {
+            inner.prune(view);
+        }
         let locals: Vec<&LocalEndpoint> = view
             .local
             .get(svc)
@@ -245,6 +251,30 @@ impl Balancer {
 }
 
 impl Inner {
+    /// Forgets the load and health of targets the catalog no longer lists
+    /// (instances that went away, clusters no longer importing the
+    /// service), so that churn does not grow the maps without bound. Load
+    /// counters still held by a request in flight are kept until it ends.
+    fn prune(&mut self, view: &View) {
+        let listed = |(svc, key): &Key| {
+            if let Some(id) = key.strip_prefix("local/") {
+                view.local
+                    .get(svc)
+                    .is_some_and(|eps| eps.iter().any(|e| e.id == id))
+            } else if let Some(cluster) = key.strip_prefix("cluster/") {
+                view.remote
+                    .get(svc)
+                    .is_some_and(|cs| cs.iter().any(|c| c.cluster == cluster))
+            } else {
+                false
+            }
+        };
+        self.stats
+            .retain(|k, s| Arc::strong_count(s) > 1 || listed(k));
+        self.health.retain(|k, _| listed(k));
+        self.pruned_at = view.revision;
+    }
+
     fn is_ejected(&self, svc: &ServiceName, key: &str, now: Instant) -> bool {
         self.health
             .get(&(svc.clone(), key.to_owned()))

@@ -220,3 +220,46 @@ fn nothing_healthy_anywhere_is_none() {
             .is_none()
     );
 }
+
+#[test]
+fn targets_the_catalog_drops_are_forgotten_unless_in_flight() {
+    let now = Instant::now();
+    let b = balancer(7);
+    let mut v = view(
+        vec![ep("a", "eu", "eu-a"), ep("b", "eu", "eu-a")],
+        vec![remote("west", 1, false)],
+    );
+    v.revision = 1;
+    let held = b.choose(&v, &svc(), now, &[]).unwrap();
+    let other = if held.target.key() == "local/a" {
+        "local/b"
+    } else {
+        "local/a"
+    };
+    let west = Target::ViaGateway {
+        cluster: "west".into(),
+    };
+    b.report(&svc(), &west, false, now);
+    {
+        let inner = b.inner.lock().unwrap();
+        assert!(inner.health.contains_key(&(svc(), "cluster/west".into())));
+    }
+    // Revision 2 lists neither instance nor the remote cluster.
+    let mut gone = view(vec![ep("c", "eu", "eu-a")], vec![]);
+    gone.revision = 2;
+    let _ = b.choose(&gone, &svc(), now, &[]);
+    {
+        let inner = b.inner.lock().unwrap();
+        let keys: Vec<&str> = inner.stats.keys().map(|(_, k)| k.as_str()).collect();
+        assert!(keys.contains(&held.target.key().as_str()), "{keys:?}");
+        assert!(!keys.contains(&other), "{keys:?}");
+        assert!(inner.health.is_empty(), "{:?}", inner.health);
+    }
+    // The request in flight ends: the next revision forgets it too.
+    drop(held);
+    gone.revision = 3;
+    let _ = b.choose(&gone, &svc(), now, &[]);
+    let inner = b.inner.lock().unwrap();
+    let keys: Vec<&str> = inner.stats.keys().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(keys, vec!["local/c"]);
+}
