@@ -63,6 +63,7 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         endpoint: endpoint.clone(),
         client_cfgs,
         metrics: Metrics::new(&cfg.cluster.name),
+        instance_load: Default::default(),
     });
 
     tokio::spawn(exports::run(

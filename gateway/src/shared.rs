@@ -37,4 +37,6 @@ pub struct Shared {
     pub client_cfgs: HashMap<String, quinn::ClientConfig>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Forwarded connections open per local instance, for choosing one.
+    pub instance_load: crate::forward::load::InstanceLoad,
 }

@@ -85,6 +85,17 @@ impl Dialer {
         &self.cfg
     }
 
+    /// Returns how many healthy instances of `svc` the catalog says
+    /// `cluster` has (0 when it does not import the service).
+    pub fn remote_healthy(&self, svc: &ServiceName, cluster: &str) -> u32 {
+        self.catalog
+            .current()
+            .remote
+            .get(svc)
+            .and_then(|cs| cs.iter().find(|c| c.cluster == cluster))
+            .map_or(0, |c| c.healthy)
+    }
+
     /// Chooses a target for `svc`, connects to it with ALPN `alpn`, and
     /// retries once on another target if the first failure is retryable.
     pub async fn connect(

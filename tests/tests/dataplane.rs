@@ -487,3 +487,43 @@ async fn a_timeout_is_reported_at_the_hop_that_timed_out() -> Result<()> {
     drop(hole);
     Ok(())
 }
+
+/// One caller's requests to a service that runs only in another cluster
+/// spread over that cluster's instances: the caller's sidecar keeps one
+/// HTTP/2 connection per remote healthy instance and uses them in turn, and
+/// the remote gateway places each connection on its least-loaded instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_callers_requests_spread_over_a_remote_clusters_instances() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/payments", &["*"])
+        .start()
+        .await?;
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        let app = apps::http(&format!("payments-a{i}")).await?;
+        let sc = m.sidecar("a", "default/payments", "http", app.addr).await?;
+        servers.push((app, sc));
+    }
+    sees(&m, "b", "default/payments", "a", 3).await?;
+    let orders = apps::http("orders-b").await?;
+    let client = m
+        .sidecar("b", "default/orders", "http", orders.addr)
+        .await?;
+    let mut served = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..15 {
+        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        ensure!(status == 200, "{status} {body}");
+        let name = body
+            .lines()
+            .find_map(|l| l.strip_prefix("name="))
+            .context("no name= in the answer")?;
+        *served.entry(name.to_owned()).or_default() += 1;
+    }
+    ensure!(
+        served.len() == 3,
+        "15 requests reached only {served:?} of 3 instances in a"
+    );
+    Ok(())
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use meshgw_federation::model::{Health, ServiceName};
 use meshgw_proxy::route::{self, RouteStatus};
-use rand::seq::SliceRandom;
 use tokio::net::TcpStream;
 
 use super::answer;
@@ -62,17 +61,17 @@ pub async fn serve(
         .filter(|i| i.health == Health::Healthy)
         .map(|i| format!("{}:{}", i.address, i.port))
         .collect();
-    targets.shuffle(&mut rand::rng());
+    shared.instance_load.order(&mut targets);
     let mut last_err = format!("no healthy instance of {svc}");
     let mut status = RouteStatus::NoInstance;
-    let mut tcp = None;
+    let mut tcp: Option<(TcpStream, &String)> = None;
     // One budget for every attempt, so that the caller's gateway, which waits
     // twice as long, hears from us before it gives up on us.
     let deadline = tokio::time::Instant::now() + timeout;
     for addr in targets.iter().take(3) {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr.as_str())).await {
             Ok(Ok(s)) => {
-                tcp = Some(s);
+                tcp = Some((s, addr));
                 break;
             }
             Ok(Err(e)) => {
@@ -88,7 +87,7 @@ pub async fn serve(
             }
         }
     }
-    let Some(mut tcp) = tcp else {
+    let Some((mut tcp, addr)) = tcp else {
         shared.metrics.forwarded(&peer, &svc, "error");
         reply(&mut send, answer(&me, status, last_err)).await;
         let _ = send.finish();
@@ -100,6 +99,7 @@ pub async fn serve(
     }
     shared.metrics.forwarded(&peer, &svc, "ok");
     let _open = shared.metrics.stream_open(&peer);
+    let _load = shared.instance_load.open(addr);
     let mut pipe = tokio::io::join(recv, send);
     let r = splice(&mut pipe, &mut tcp, shared.cfg.timeouts.idle).await;
     let (_, mut send) = pipe.into_inner();

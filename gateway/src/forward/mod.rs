@@ -13,6 +13,7 @@
 
 pub mod inbound;
 pub mod listener;
+pub mod load;
 mod pipe;
 
 use meshgw_proxy::route::{RouteAnswer, RouteStatus};

@@ -158,7 +158,16 @@ async fn sender(
     port: u16,
     tp: &str,
 ) -> Result<Sender, ProxyError> {
-    let key = pool::key(svc, port, &target);
+    let slot = match &target {
+        Target::ViaGateway { cluster } => {
+            let healthy = shared.dialer.remote_healthy(svc, cluster);
+            shared
+                .pool
+                .next_slot(healthy.clamp(1, pool::MAX_REMOTE_CONNS))
+        }
+        Target::Local(_) => 0,
+    };
+    let key = pool::key(svc, port, &target, slot);
     if let Some(mut s) = shared.pool.get(&key) {
         if s.ready().await.is_ok() {
             return Ok(s);
