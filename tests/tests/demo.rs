@@ -1,9 +1,13 @@
 //! `meshgw demo`: the README's first command. `--once` checks every step and
-//! exits 0; Ctrl-C (SIGINT) on a running demo leaves no process and no
-//! directory behind.
+//! exits 0; a running demo shows its three clusters in `meshgw status`; Ctrl-C
+//! (SIGINT to the process group, or to the demo alone) leaves no process and
+//! no directory behind.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -39,66 +43,189 @@ fn demo_once_checks_every_step_and_exits_zero() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn ctrl_c_stops_every_process_and_removes_the_directory() -> Result<()> {
-    let mut child = Command::new(bin::path())
-        .arg("demo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let mut dir = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Read until the demo says it keeps running (every step done, gateways up).
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(d) = line
-            .trim()
-            .strip_prefix("files (PKI, configs, logs, stores): ")
-        {
-            dir = Some(d.to_string());
+/// A demo started in its own process group, run until its script is done.
+struct Running {
+    child: Child,
+    dir: String,
+    /// What the demo printed after saying it keeps running (drained by a thread).
+    after: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start() -> Result<Self> {
+        let mut child = Command::new(bin::path())
+            .arg("demo")
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut dir = None;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut seen = Vec::new();
+        // Read until the demo says it keeps running (every step done).
+        loop {
+            let Some(line) = lines.next() else {
+                let _ = child.kill();
+                bail!("demo ended before its running state:\n{}", seen.join("\n"));
+            };
+            let line = line?;
+            if let Some(d) = line
+                .trim()
+                .strip_prefix("files (PKI, configs, logs, stores): ")
+            {
+                dir = Some(d.to_string());
+            }
+            if line.contains("The mesh keeps running") {
+                break;
+            }
+            seen.push(line);
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("demo did not reach its running state:\n{}", seen.join("\n"));
+            }
         }
-        if line.contains("The mesh keeps running") {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("demo did not reach its running state");
-        }
+        let dir = dir.context("demo did not print its directory")?;
+        let after = Arc::new(Mutex::new(Vec::new()));
+        let sink = after.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Ok(Self { child, dir, after })
     }
-    let dir = dir.context("demo did not print its directory")?;
-    let running = |d: &str| -> Result<usize> {
+
+    /// Meshgw processes (gateways and sidecars) started from the demo's configs.
+    fn processes(&self) -> Result<usize> {
         let out = Command::new("pgrep")
-            .args(["-f", &format!("gateway --config {d}")])
+            .args(["-f", "--", &format!("--config {}/", self.dir)])
             .output()?;
         Ok(String::from_utf8_lossy(&out.stdout).lines().count())
-    };
+    }
+
+    /// Sends SIGINT to `target` (a pid, or `-pgid` for the whole group) and
+    /// waits for the demo to exit.
+    fn interrupt(&mut self, target: &str) -> Result<ExitStatus> {
+        Command::new("kill").args(["-INT", "--", target]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("demo did not exit within 20s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn check_nothing_left(&self) -> Result<()> {
+        // Children are reaped by the demo before it exits; pgrep sees none.
+        ensure!(
+            self.processes()? == 0,
+            "meshgw processes left behind after Ctrl-C"
+        );
+        ensure!(
+            !Path::new(&self.dir).exists(),
+            "demo directory {} left behind after Ctrl-C",
+            self.dir
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The demo's three gateways and five sidecars.
+const DEMO_PROCESSES: usize = 8;
+
+#[test]
+fn a_running_demo_shows_in_status_and_ctrl_c_leaves_nothing_behind() -> Result<()> {
+    let mut demo = Running::start()?;
     ensure!(
-        running(&dir)? == 3,
-        "expected 3 demo gateways before Ctrl-C"
+        demo.processes()? == DEMO_PROCESSES,
+        "expected {DEMO_PROCESSES} demo processes (3 gateways, 5 sidecars) before Ctrl-C"
     );
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("demo did not exit within 15s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let cfg = format!("{}/aws-us-east-1.toml", demo.dir);
+    let json: serde_json::Value =
+        serde_json::from_str(&bin::run_ok(&["status", "--config", &cfg, "--json"])?)?;
+    let peers = json["peers"].as_array().context("peers")?;
+    for name in ["gcp-europe-west1", "vm-onprem"] {
+        ensure!(
+            peers
+                .iter()
+                .any(|p| p["name"] == name && p["connected"] == true),
+            "status does not show the tunnel to {name} up: {json:#}"
+        );
+    }
+    let row =
+        |svc: &str, cluster: &str, local: bool| {
+            json["services"].as_array().into_iter().flatten().any(|s| {
+                s["name"] == svc
+                    && s["clusters"].as_array().into_iter().flatten().any(|c| {
+                        c["cluster"] == cluster && c["local"] == local && c["healthy"] == 1
+                    })
+            })
+        };
+    for (svc, cluster, local) in [
+        ("payments", "aws-us-east-1", true),
+        ("payments", "gcp-europe-west1", false),
+        ("checkout", "aws-us-east-1", true),
+        ("orders", "vm-onprem", false),
+        ("inventory", "gcp-europe-west1", false),
+    ] {
+        ensure!(
+            row(svc, cluster, local),
+            "status misses {svc} in {cluster}: {json:#}"
+        );
+    }
+    let table = bin::run_ok(&["status", "--config", &cfg])?;
+    for name in ["gcp-europe-west1", "vm-onprem", "inventory", "orders"] {
+        ensure!(table.contains(name), "status table misses {name}:\n{table}");
+    }
+    // Live traffic keeps flowing once the script is done.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !demo
+        .after
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("→ inventory") && l.contains("ok, served by gcp-europe-west1"))
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "no live traffic line after the script:\n{}",
+            demo.after.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ctrl-C in a terminal signals the whole foreground process group.
+    let group = format!("-{}", demo.child.id());
+    let status = demo.interrupt(&group)?;
+    ensure!(status.success(), "demo exited with {status} on Ctrl-C");
+    demo.check_nothing_left()
+}
+
+#[test]
+fn sigint_to_the_demo_alone_stops_its_children_too() -> Result<()> {
+    let mut demo = Running::start()?;
+    ensure!(
+        demo.processes()? == DEMO_PROCESSES,
+        "expected {DEMO_PROCESSES} demo processes before SIGINT"
+    );
+    let pid = demo.child.id().to_string();
+    let status = demo.interrupt(&pid)?;
     ensure!(status.success(), "demo exited with {status} on SIGINT");
-    ensure!(
-        running(&dir)? == 0,
-        "gateway processes left behind after Ctrl-C"
-    );
-    ensure!(
-        !std::path::Path::new(&dir).exists(),
-        "demo directory {dir} left behind after Ctrl-C"
-    );
-    Ok(())
+    demo.check_nothing_left()
 }

@@ -87,7 +87,9 @@ async fn status_explains_an_unreachable_gateway() -> Result<()> {
         "status succeeded against a dead gateway"
     );
     ensure!(
-        err.contains("cannot talk to the gateway API") && err.contains("is the gateway running"),
+        err.contains("cannot talk to the gateway API")
+            && err.contains("nothing is listening there")
+            && err.contains("is the gateway running"),
         "unhelpful error:\n{err}"
     );
     Ok(())

@@ -4,6 +4,7 @@ pub mod ca;
 pub mod demo;
 pub mod logging;
 pub mod status;
+pub mod status_error;
 
 use std::path::Path;
 use std::process::ExitCode;

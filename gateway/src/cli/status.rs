@@ -11,6 +11,7 @@ use meshgw_federation::api::pb::{ListPeersRequest, ListServicesRequest, PeerView
 use meshgw_identity::{Identity, SpiffeServerVerifier, client_config, load_certs};
 use serde_json::json;
 
+use super::status_error::{Cause, cause, chain};
 use crate::peers::unix_ms;
 
 /// Arguments of `meshgw status`.
@@ -105,28 +106,96 @@ async fn fetch(t: &Target) -> Result<(Vec<PeerView>, Vec<ServiceView>)> {
     let id = Identity::load(&t.cert, &t.key)?;
     let verifier = SpiffeServerVerifier::new("gateway", load_certs(&t.ca)?, t.gateway_id.clone())?;
     let tls = client_config(&id, Arc::new(verifier), &[b"h2"])?;
-    let hint = |e: &dyn std::fmt::Display| {
-        format!(
-            "cannot talk to the gateway API at {}: {e}\n  is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
-            t.api,
-            t.cert.display(),
-            t.gateway_id
-        )
-    };
+    probe(t, tls.clone()).await?;
     let connect = client::connect(&t.api, Some(tls));
     let mut c = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
         .await
-        .map_err(|_| anyhow::anyhow!(hint(&"timed out after 5s")))?
-        .map_err(|e| anyhow::anyhow!(hint(&e)))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "cannot talk to the gateway API at {}: no answer within 5s\n  is the host up, and does a firewall let TCP to {} through?",
+                t.api,
+                t.api
+            )
+        })?
+        .map_err(|e| explain(t, &e))?;
     let peers = c
         .list_peers(ListPeersRequest {})
         .await
-        .map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+        .map_err(|e| explain(t, &e))?;
     let services = c
         .list_services(ListServicesRequest {})
         .await
-        .map_err(|e| anyhow::anyhow!(hint(&e.message())))?;
+        .map_err(|e| explain(t, &e))?;
     Ok((peers.into_inner().peers, services.into_inner().services))
+}
+
+/// Opens one TLS connection to the API and waits for the gateway's first
+/// HTTP/2 frame: a gateway that refuses this certificate sends a TLS alert (or
+/// closes) instead, which a gRPC call would only report as a broken pipe.
+async fn probe(t: &Target, tls: rustls::ClientConfig) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let first_frame = async {
+        let tcp = tokio::net::TcpStream::connect(&t.api)
+            .await
+            .map_err(|e| explain(t, &e))?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let mut s = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| explain(t, &e))?;
+        let mut buf = [0u8; 9];
+        match s.read(&mut buf).await {
+            Ok(0) => Err(anyhow::anyhow!(
+                "cannot talk to the gateway API at {}: it closed the connection right after the TLS handshake\n  {}",
+                t.api,
+                refused(t, "closing the connection")
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(explain(t, &e)),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), first_frame)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "cannot talk to the gateway API at {}: no answer within 5s\n  is the host up, and does a firewall let TCP to {} through?",
+                t.api,
+                t.api
+            )
+        })?
+}
+
+fn refused(t: &Target, how: &str) -> String {
+    format!(
+        "the gateway refused this client certificate ({}) ({how}): use a certificate issued under the mesh root the gateway trusts (its tls.ca), e.g. the gateway's own tls.cert, or one from `meshgw ca workload`",
+        t.cert.display()
+    )
+}
+
+/// Turns an error reaching the API into a message naming the cause and what to check.
+fn explain(t: &Target, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let what = chain(err);
+    let next = match cause(err) {
+        Cause::NotListening => format!(
+            "nothing is listening there: is the gateway running, and is its listen.api {}?",
+            t.api
+        ),
+        Cause::CertificateRefused(alert) => refused(t, &format!("TLS alert {alert}")),
+        Cause::GatewayNotTrusted(why) => format!(
+            "the gateway's certificate was not accepted here ({why}): check that {} holds the root that signed it and that the gateway's SPIFFE ID is {}",
+            t.ca.display(),
+            t.gateway_id
+        ),
+        Cause::Other => format!(
+            "is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
+            t.cert.display(),
+            t.gateway_id
+        ),
+    };
+    anyhow::anyhow!(
+        "cannot talk to the gateway API at {}: {what}\n  {next}",
+        t.api
+    )
 }
 
 fn ago(ms: u64) -> String {

@@ -114,6 +114,10 @@ to = ["*"]
 pub struct DemoWorkload {
     /// Service name (namespace `default`).
     pub service: &'static str,
+    /// What the app speaks: `http` or `tcp`.
+    pub protocol: &'static str,
+    /// TCP listeners for the app, each bound to a service: (listen, `namespace/name`).
+    pub upstreams: Vec<(SocketAddr, &'static str)>,
     /// Where the app listens.
     pub app: SocketAddr,
     /// The sidecar's inbound (mTLS) listener.
@@ -148,7 +152,7 @@ spiffe_id = "spiffe://{trust_domain}/cluster/{cluster}/gateway"
 [service]
 namespace = "default"
 name = "{svc}"
-protocol = "http"
+protocol = "{protocol}"
 app = "{app}"
 
 [service.labels]
@@ -162,7 +166,7 @@ listen = "{inbound}"
 # The app calls http://<name>.<namespace>.mesh/ through this listener.
 http = "{outbound}"
 
-[health]
+{upstreams}[health]
 kind = "tcp"
 interval = "500ms"
 timeout = "300ms"
@@ -179,6 +183,8 @@ listen = "{admin}"
 connect = "2s"
 "#,
         svc = w.service,
+        protocol = w.protocol,
+        upstreams = upstreams(w),
         cluster = c.name,
         region = c.region,
         zone = c.zone,
@@ -196,4 +202,19 @@ connect = "2s"
             .join(format!("{}/default.{}.key", c.name, w.service))
             .display(),
     )
+}
+
+fn upstreams(w: &DemoWorkload) -> String {
+    let mut s = String::new();
+    for (listen, service) in &w.upstreams {
+        s += &format!(
+            r#"# The app reaches {service} (any TCP protocol) by connecting here.
+[[upstreams]]
+listen = "{listen}"
+service = "{service}"
+
+"#
+        );
+    }
+    s
 }

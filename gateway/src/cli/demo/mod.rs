@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use meshgw_config::GatewayConfig;
+use meshgw_config::{GatewayConfig, SidecarConfig};
 use meshgw_identity::pki;
 
 use self::client::Api;
@@ -39,6 +39,13 @@ pub struct DemoArgs {
 
 const TD: &str = "demo.meshgw";
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time between rounds of live traffic once the script is done.
+const LIVE_EVERY: Duration = Duration::from_secs(3);
+/// Rounds of live traffic (about 15 minutes) before the demo only idles.
+const LIVE_ROUNDS: usize = 300;
+const ORDERS: &str = "orders   @ vm-onprem     → payments ";
+const CHECKOUT: &str = "checkout @ aws-us-east-1 → payments ";
+const INVENTORY: &str = "orders   @ vm-onprem     → inventory";
 
 type View = Vec<(String, String, u32, u32, bool)>;
 
@@ -120,22 +127,33 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         apis.push(Api::connect(&pki_dir, TD, c.name, &c.api.to_string()).await?);
     }
 
-    // Sample services, each behind a real sidecar: payments in aws and gcp,
-    // orders in vm-onprem and checkout in aws calling it.
+    // Sample services, each behind a real sidecar: payments (HTTP) in aws and
+    // gcp, orders in vm-onprem and checkout in aws calling it, and inventory
+    // (plain TCP) in gcp, which orders reaches through an upstream listener.
+    let inventory_via = free_tcp()?;
     let mut apps_running = Vec::new();
     let mut sidecars = Vec::new();
     let mut workloads = Vec::new();
-    for (ci, svc) in [
-        (0usize, "payments"),
-        (1, "payments"),
-        (2, "orders"),
-        (0, "checkout"),
+    for (ci, svc, protocol) in [
+        (0usize, "payments", "http"),
+        (1, "payments", "http"),
+        (2, "orders", "http"),
+        (0, "checkout", "http"),
+        (1, "inventory", "tcp"),
     ] {
         let c = &clusters[ci];
-        let app = apps::http(svc, c.name).await?;
+        let app = match protocol {
+            "tcp" => apps::tcp(svc, c.name).await?,
+            _ => apps::http(svc, c.name).await?,
+        };
         pki::issue_workload(&pki_dir, c.name, "default", svc)?;
         let w = DemoWorkload {
             service: svc,
+            protocol,
+            upstreams: match svc {
+                "orders" => vec![(inventory_via, "default/inventory")],
+                _ => Vec::new(),
+            },
             app: app.addr,
             inbound: free_tcp()?,
             outbound: free_tcp()?,
@@ -143,6 +161,8 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         };
         let cfg = dir.join(format!("{}-{svc}-sidecar.toml", c.name));
         std::fs::write(&cfg, config::render_sidecar(c, &w, &dir, TD))?;
+        SidecarConfig::load(&cfg)
+            .map_err(|e| anyhow::anyhow!("generated sidecar config is invalid:\n{e}"))?;
         let mut p = Gateway::sidecar(
             &cfg,
             &dir.join(format!("{}-{svc}-sidecar.log", c.name)),
@@ -156,77 +176,77 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     let t = Instant::now();
     expect(
         &apis,
-        "every cluster sees payments (aws + gcp), orders (vm-onprem) and checkout (aws)",
+        "every cluster sees payments (aws + gcp), orders (vm-onprem), checkout (aws), inventory (gcp)",
         |v| {
             has(v, "payments", "aws-us-east-1", 1)
                 && has(v, "payments", "gcp-europe-west1", 1)
                 && has(v, "orders", "vm-onprem", 1)
                 && has(v, "checkout", "aws-us-east-1", 1)
+                && has(v, "inventory", "gcp-europe-west1", 1)
         },
     )
     .await?;
     step(&format!(
-        "4 workloads with sidecars registered; every cluster's catalog has them after {:.0} ms",
+        "5 workloads with sidecars registered (configs pass `meshgw check`); every cluster's catalog has them after {:.0} ms",
         ms(t)
     ));
     show(&clusters, &apis).await?;
 
-    let orders = apps::Caller::new(workloads[2].1.outbound);
-    let checkout = apps::Caller::new(workloads[3].1.outbound);
+    let orders = apps::Caller::new(workloads[2].1.outbound).to("payments.default.mesh");
+    let checkout = apps::Caller::new(workloads[3].1.outbound).to("payments.default.mesh");
+    let inventory = apps::TcpCall { via: inventory_via };
     println!(
-        "\n-- traffic: orders (vm-onprem) and checkout (aws-us-east-1) call http://payments.default.mesh/"
+        "\n-- traffic: orders (vm-onprem) and checkout (aws-us-east-1) call http://payments.default.mesh/,"
     );
-    let o = traffic::drive(&orders, "payments.default.mesh", 20).await;
-    println!("  orders   @ vm-onprem     → payments: {}", o.line());
+    println!("   orders calls inventory (TCP) at {inventory_via}, its sidecar's upstream listener");
+    let o = traffic::drive(&orders, ORDERS, 20).await;
+    println!("  {ORDERS}: {}", o.line());
     ensure(
         o.ok == 20 && o.served_only_by(&["aws-us-east-1", "gcp-europe-west1"]),
         "orders' calls all cross to aws or gcp",
         &o,
     )?;
-    let k = traffic::drive(&checkout, "payments.default.mesh", 20).await;
-    println!("  checkout @ aws-us-east-1 → payments: {}", k.line());
+    let k = traffic::drive(&checkout, CHECKOUT, 20).await;
+    println!("  {CHECKOUT}: {}", k.line());
     ensure(
         k.ok == 20 && k.served_only_by(&["aws-us-east-1"]),
         "checkout's calls all stay in aws (local first)",
         &k,
     )?;
-    step("cross-cluster calls go through both gateways and a QUIC tunnel; local calls stay local");
+    let i = traffic::drive(&inventory, INVENTORY, 10).await;
+    println!("  {INVENTORY}: {}", i.line());
+    ensure(
+        i.ok == 10 && i.served_only_by(&["gcp-europe-west1"]),
+        "orders' TCP connections to inventory all reach gcp",
+        &i,
+    )?;
+    step(
+        "cross-cluster calls (HTTP and TCP) go through both gateways and a QUIC tunnel; local calls stay local",
+    );
 
     println!("\n-- payments crashes in aws-us-east-1 (its sidecar is killed)");
     sidecars[0].kill();
     let t = Instant::now();
-    let f = traffic::until_served_by(
-        &checkout,
-        "payments.default.mesh",
-        "gcp-europe-west1",
-        10,
-        STEP_TIMEOUT,
-    )
-    .await?;
+    let f =
+        traffic::until_served_by(&checkout, CHECKOUT, "gcp-europe-west1", 10, STEP_TIMEOUT).await?;
     step(&format!(
         "checkout's calls failed over to gcp-europe-west1 in {:.0} ms, {} call(s) failed on the way",
         ms(t),
         f.failed
     ));
-    println!("  checkout @ aws-us-east-1 → payments: {}", f.line());
+    println!("  {CHECKOUT}: {}", f.line());
 
     println!("\n-- payments comes back in aws-us-east-1");
     sidecars[0].respawn()?;
     sidecars[0].wait_ready().await?;
     let t = Instant::now();
-    let b = traffic::until_served_by(
-        &checkout,
-        "payments.default.mesh",
-        "aws-us-east-1",
-        10,
-        STEP_TIMEOUT,
-    )
-    .await?;
+    let b =
+        traffic::until_served_by(&checkout, CHECKOUT, "aws-us-east-1", 10, STEP_TIMEOUT).await?;
     step(&format!(
         "checkout's calls are local again after {:.0} ms (the crashed endpoint is retried once outlier detection's 10 s ejection ends)",
         ms(t)
     ));
-    println!("  checkout @ aws-us-east-1 → payments: {}", b.line());
+    println!("  {CHECKOUT}: {}", b.line());
 
     println!("\n-- the vm-onprem gateway crashes");
     gateways[2].kill();
@@ -266,9 +286,21 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         "\nThe mesh keeps running; try: meshgw status --config {}/aws-us-east-1.toml   (Ctrl-C stops everything)",
         dir.display()
     );
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("live traffic, one round of calls every {LIVE_EVERY:?}:");
+    for _ in 0..LIVE_ROUNDS {
+        let started = Instant::now();
+        let o = traffic::drive(&orders, ORDERS, 5).await;
+        let k = traffic::drive(&checkout, CHECKOUT, 5).await;
+        let i = traffic::drive(&inventory, INVENTORY, 2).await;
+        println!("  {ORDERS}: {}", o.line());
+        println!("  {CHECKOUT}: {}", k.line());
+        println!("  {INVENTORY}: {}", i.line());
+        tokio::time::sleep(LIVE_EVERY.saturating_sub(started.elapsed())).await;
     }
+    println!(
+        "live traffic stopped after {LIVE_ROUNDS} rounds; the mesh keeps running until Ctrl-C"
+    );
+    std::future::pending::<Result<()>>().await
 }
 
 fn ensure(ok: bool, what: &str, stats: &traffic::Stats) -> Result<()> {
