@@ -3,10 +3,14 @@
 //! - `terraform fmt -check -recursive` is clean, the region modules keep the
 //!   mesh variables of `gateway-config` verbatim, and `terraform test` passes
 //!   for `modules/gateway-config` (its rendered files pass `meshgw check`);
+//! - every module README's Inputs/Outputs tables match its variables
+//!   (type, default) and outputs; the READMEs' hcl examples are formatted HCL;
 //! - `examples/local`: `apply` starts three clusters, a request crosses two of
 //!   them through a sidecar, `destroy` leaves no process behind;
 //! - `modules/vm`: installs two gateways over SSH (sshd on loopback, started
-//!   here) and they federate.
+//!   here) and they federate (a service registered in one is imported by the
+//!   other); a changed input reinstalls and restarts the host it concerns,
+//!   which runs the new config and still federates.
 //!
 //! They need `terraform` on the PATH and fail, naming what to install, when
 //! it (or sshd) is missing. Each works on a copy of `terraform/` in a temp
@@ -17,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use meshgw_tests::{bin, pki::Pki, wait};
+use meshgw_tests::sidecar::{SidecarProc, SidecarSpec};
+use meshgw_tests::{apps, bin, pki::Pki, wait};
 
 /// Returns the path of `terraform`, or fails with the one line saying what
 /// to install.
@@ -237,6 +242,213 @@ fn fmt_is_clean_and_gateway_config_passes_terraform_test() -> Result<()> {
     Ok(())
 }
 
+/// The blocks `KIND "NAME" { ... }` of a Terraform file, as (name, text up
+/// to the next such block).
+fn tf_blocks(text: &str, kind: &str) -> Vec<(String, String)> {
+    format!("\n{text}")
+        .split(&format!("\n{kind} \""))
+        .skip(1)
+        .filter_map(|b| {
+            let (name, body) = b.split_once('"')?;
+            Some((name.to_string(), body.to_string()))
+        })
+        .collect()
+}
+
+/// The first line of a block's top-level attribute `key` (indented two
+/// spaces, as `terraform fmt` leaves it), after `=`.
+fn tf_attr<'a>(block: &'a str, key: &str) -> Option<&'a str> {
+    block.lines().find_map(|l| {
+        let rest = l.strip_prefix("  ")?;
+        if rest.starts_with(' ') {
+            return None;
+        }
+        let (k, v) = rest.split_once('=')?;
+        (k.trim() == key).then(|| v.trim())
+    })
+}
+
+/// How a README's inputs table writes a type: as in variables.tf when it
+/// fits on one line, else its outer constructors (`list(object({` is
+/// `list(object)`).
+fn short_type(ty: &str) -> String {
+    match ty.strip_suffix("({") {
+        Some(head) => {
+            let open = head.matches('(').count() - head.matches(')').count();
+            format!("{head}{}", ")".repeat(open))
+        }
+        None => ty.to_string(),
+    }
+}
+
+/// The rows of the table under `## heading` of a README (up to the next
+/// `## `), as cells with surrounding backticks removed.
+fn readme_table(readme: &str, heading: &str) -> Result<Vec<Vec<String>>> {
+    let marker = format!("\n## {heading}\n");
+    let start = readme
+        .find(&marker)
+        .with_context(|| format!("no `## {heading}` section"))?;
+    let section = readme[start + marker.len()..]
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    Ok(section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches('|')
+                .trim_end_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect()
+        })
+        .collect())
+}
+
+/// Each module's README documents exactly its inputs (name, type, default,
+/// description) and outputs, as variables*.tf and outputs.tf declare them.
+#[test]
+fn module_readmes_list_every_variable_and_output_with_type_and_default() -> Result<()> {
+    let modules = repo().join("terraform/modules");
+    let mut problems = vec![];
+    let mut checked = 0;
+    for m in std::fs::read_dir(&modules)? {
+        let dir = m?.path();
+        if !dir.join("outputs.tf").is_file() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let readme = std::fs::read_to_string(dir.join("README.md"))
+            .with_context(|| format!("modules/{name}/README.md"))?;
+
+        let mut vars = vec![];
+        for f in std::fs::read_dir(&dir)? {
+            let f = f?.path();
+            let file = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if file.starts_with("variables") && file.ends_with(".tf") {
+                vars.extend(tf_blocks(&std::fs::read_to_string(&f)?, "variable"));
+            }
+        }
+        let rows =
+            readme_table(&readme, "Inputs").with_context(|| format!("modules/{name}/README.md"))?;
+        for (var, block) in &vars {
+            let Some(row) = rows.iter().find(|r| r[0] == *var) else {
+                problems.push(format!(
+                    "modules/{name}: variable {var} not in the README's Inputs table"
+                ));
+                continue;
+            };
+            let ty = short_type(tf_attr(block, "type").unwrap_or("any"));
+            let default = tf_attr(block, "default").unwrap_or("required");
+            match row.as_slice() {
+                [_, t, d, desc, ..] if *t == ty && *d == default && !desc.is_empty() => {}
+                _ => problems.push(format!(
+                    "modules/{name}: README row {row:?} should read type `{ty}`, default {default}, and a description"
+                )),
+            }
+        }
+        for r in &rows {
+            if rows.iter().filter(|x| x[0] == r[0]).count() > 1
+                || !vars.iter().any(|(v, _)| *v == r[0])
+            {
+                problems.push(format!(
+                    "modules/{name}: Inputs row {} is not one variable of the module",
+                    r[0]
+                ));
+            }
+        }
+
+        let outputs = tf_blocks(&std::fs::read_to_string(dir.join("outputs.tf"))?, "output");
+        let rows = readme_table(&readme, "Outputs")
+            .with_context(|| format!("modules/{name}/README.md"))?;
+        for (out, _) in &outputs {
+            if !rows
+                .iter()
+                .any(|r| r[0] == *out && r.get(1).is_some_and(|d| !d.is_empty()))
+            {
+                problems.push(format!("modules/{name}: output {out} not in the README's Outputs table (with a description)"));
+            }
+        }
+        for r in &rows {
+            if rows.iter().filter(|x| x[0] == r[0]).count() > 1
+                || !outputs.iter().any(|(o, _)| *o == r[0])
+            {
+                problems.push(format!(
+                    "modules/{name}: Outputs row {} is not one output of the module",
+                    r[0]
+                ));
+            }
+        }
+        ensure!(
+            !vars.is_empty() && !outputs.is_empty(),
+            "modules/{name}: no variables or outputs parsed"
+        );
+        checked += 1;
+    }
+    ensure!(
+        checked >= 4,
+        "expected at least 4 modules, checked {checked}"
+    );
+    ensure!(
+        problems.is_empty(),
+        "module READMEs out of date:\n{}",
+        problems.join("\n")
+    );
+    Ok(())
+}
+
+fn readmes(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() && !p.ends_with(".terraform") {
+            readmes(&p, found)?;
+        } else if p.file_name().is_some_and(|n| n == "README.md") {
+            found.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Every ```hcl block of a README under terraform/ parses and is formatted
+/// as `terraform fmt` would write it (so it can be pasted as is).
+#[test]
+fn readme_hcl_examples_are_valid_formatted_hcl() -> Result<()> {
+    let tf_dir = repo().join("terraform");
+    let mut found = vec![];
+    readmes(&tf_dir, &mut found)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("meshgw-tf-hcl-")
+        .tempdir()?;
+    let mut n = 0;
+    for readme in &found {
+        let text = std::fs::read_to_string(readme)?;
+        for block in text.split("```hcl\n").skip(1) {
+            let body = block.split("```").next().unwrap_or_default();
+            let rel = readme.strip_prefix(&tf_dir).unwrap_or(readme);
+            let name = format!("{n:02}-{}.tf", rel.display().to_string().replace('/', "_"));
+            std::fs::write(scratch.path().join(name), body)?;
+            n += 1;
+        }
+    }
+    ensure!(n >= 4, "expected the READMEs' hcl examples, found {n}");
+    tf(
+        scratch.path(),
+        &["fmt", "-check", "-diff", "-no-color"],
+        Duration::from_secs(30),
+    )
+    .context("an hcl example in a README under terraform/ is not valid, formatted HCL")?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_example_serves_a_request_across_clusters_and_destroy_stops_everything() -> Result<()>
 {
@@ -429,8 +641,71 @@ impl Drop for Sshd {
     }
 }
 
+/// Returns the pid of the one `meshgw gateway` process run from
+/// `host_dir/bin/meshgw` (meshgwctl's restart loop, which mentions the same
+/// command, does not start with it).
+fn gateway_pid(host_dir: &Path) -> Result<u32> {
+    let prefix = format!("{}/bin/meshgw gateway ", host_dir.display());
+    let found: Vec<_> = processes_mentioning(&prefix)
+        .into_iter()
+        .filter(|(_, c)| c.starts_with(&prefix))
+        .collect();
+    match found.as_slice() {
+        [(pid, _)] => Ok(*pid),
+        other => bail!("expected one gateway process from {prefix}…, found {other:#?}"),
+    }
+}
+
+/// Returns how the status JSON of a gateway shows `ns/name` from `cluster`.
+fn service_view<'a>(
+    status: &'a serde_json::Value,
+    svc: &str,
+    cluster: &str,
+) -> Option<&'a serde_json::Value> {
+    let (ns, name) = svc.split_once('/').expect("ns/name");
+    status["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["namespace"] == ns && s["name"] == name)?["clusters"]
+        .as_array()?
+        .iter()
+        .find(|c| c["cluster"] == cluster)
+}
+
+/// Whether `status` shows `svc` imported from `cluster`, fresh, with
+/// `healthy`/`total` instances.
+fn imports(status: &serde_json::Value, svc: &str, cluster: &str, healthy: u64, total: u64) -> bool {
+    service_view(status, svc, cluster).is_some_and(|c| {
+        c["local"] == false && c["stale"] == false && c["healthy"] == healthy && c["total"] == total
+    })
+}
+
+/// Polls `meshgw status --config cfg --json` (up to 20 s) until `cond`
+/// holds; returns that status.
+async fn status_until(
+    cfg: &Path,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let cfg = cfg.to_str().context("utf-8 path")?;
+    wait::until(what, Duration::from_secs(20), || {
+        let seen = bin::run_ok(&["status", "--config", cfg, "--json"]).and_then(|out| {
+            let v: serde_json::Value = serde_json::from_str(&out)?;
+            Ok(cond(&v).then_some(v))
+        });
+        async move { seen }
+    })
+    .await
+}
+
+/// The vm module end to end: two clusters installed over SSH federate (a
+/// service registered in vm-a by a sidecar is imported by vm-b, healthy);
+/// changing an input that changes vm-a's rendered config (its exports) and
+/// applying again reinstalls that host only, restarts its gateway on the
+/// new config (a service it did not export before reaches vm-b), and leaves
+/// vm-b's gateway running; then an empty plan, and destroy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vm_module_installs_gateways_over_ssh_that_federate() -> Result<()> {
+async fn vm_module_federates_over_ssh_and_reinstalls_a_host_whose_config_changed() -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("meshgw-tf-").tempdir()?;
     let t = tmp.path();
     copy_tree(&repo().join("terraform"), &t.join("terraform"))?;
@@ -447,18 +722,30 @@ async fn vm_module_installs_gateways_over_ssh_that_federate() -> Result<()> {
         Sshd::start(&t.join("ssh-a"))?,
         Sshd::start(&t.join("ssh-b"))?,
     ];
+    let host_dirs = names.map(|n| t.join(format!("host-{n}")));
     let tunnels = [
         meshgw_tests::ports::udp().port(),
         meshgw_tests::ports::udp().port(),
     ];
+    let apis = [meshgw_tests::ports::tcp(), meshgw_tests::ports::tcp()];
+    let forwards = [meshgw_tests::ports::tcp(), meshgw_tests::ports::tcp()];
 
     // The root module: one vm module block per cluster, each host in its own
-    // install directory, each cluster the other's peer.
-    let mut main = String::from("terraform {\n  required_version = \">= 1.6.0\"\n}\n");
+    // install directory, each cluster the other's peer. vm-a's exports are a
+    // root variable, changed below; vm-b exports everything.
+    let mut main = String::from(
+        "terraform {\n  required_version = \">= 1.6.0\"\n}\n\n\
+         variable \"vm_a_exports\" {\n  type = list(string)\n}\n",
+    );
     for (i, n) in names.iter().enumerate() {
         let other = names[1 - i];
         let (cert, key) = pki.gateway(n);
         let h = &hosts[i];
+        let exports = if i == 0 {
+            r#"[for s in var.vm_a_exports : { service = s, to = ["*"] }]"#
+        } else {
+            r#"[{ service = "default/*", to = ["*"] }]"#
+        };
         main.push_str(&format!(
             r#"
 module "{n}" {{
@@ -470,7 +757,7 @@ module "{n}" {{
   bind_address    = "127.0.0.1"
   ports           = {{ tunnel = {tunnel}, api = {api}, admin = {admin}, forward = {fwd} }}
   peers           = [{{ name = "{other}", addresses = ["127.0.0.1:{other_tunnel}"] }}]
-  exports         = [{{ service = "default/*", to = ["*"] }}]
+  exports         = {exports}
   sync            = {{ heartbeat_interval = "300ms", peer_timeout = "2s", stale_after = "2s", backoff_initial = "100ms", backoff_max = "1s" }}
   hosts           = [{{ address = "127.0.0.1", port = {ssh}, user = "{user}", host_key = {host_key:?} }}]
   ssh_private_key = file("{client_key}")
@@ -486,14 +773,14 @@ module "{n}" {{
 "#,
             tunnel = tunnels[i],
             other_tunnel = tunnels[1 - i],
-            api = meshgw_tests::ports::tcp().port(),
+            api = apis[i].port(),
             admin = meshgw_tests::ports::tcp().port(),
-            fwd = meshgw_tests::ports::tcp().port(),
+            fwd = forwards[i].port(),
             ssh = h.port,
             user = h.user,
             host_key = h.host_key_pub.trim(),
             client_key = h.client_key.display(),
-            dir = t.join(format!("host-{n}")).display(),
+            dir = host_dirs[i].display(),
             bin = meshgw.display(),
             root = pki.root().display(),
             cert = cert.display(),
@@ -509,40 +796,115 @@ module "{n}" {{
 
     let mut applied = Applied {
         dir: t.to_path_buf(),
-        vars: vec![],
-        run_dirs: names
-            .iter()
-            .map(|n| t.join(format!("host-{n}/run")))
-            .collect(),
+        vars: vec![r#"-var=vm_a_exports=["default/payments"]"#.to_string()],
+        run_dirs: host_dirs.iter().map(|d| d.join("run")).collect(),
         destroyed: false,
     };
-    applied.apply(Duration::from_secs(120)).with_context(|| {
+    let ssh_logs = || {
         hosts
             .iter()
             .map(|h| std::fs::read_to_string(&h.log).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n")
-    })?;
+    };
+    let gw_logs = || logs(&host_dirs[0].join("logs")) + &logs(&host_dirs[1].join("logs"));
+    applied
+        .apply(Duration::from_secs(120))
+        .with_context(ssh_logs)?;
+    let cfgs = host_dirs.each_ref().map(|d| d.join("gateway.toml"));
 
-    let cfg = t.join("host-vm-a/gateway.toml").display().to_string();
-    wait::until(
-        "vm-a's status shows vm-b's tunnel up",
-        Duration::from_secs(20),
-        || {
-            let out = bin::run_ok(&["status", "--config", &cfg, "--json"]);
-            async move {
-                let v: serde_json::Value = serde_json::from_str(&out?)?;
-                let up = v["peers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|p| p["name"] == "vm-b" && p["connected"] == true);
-                Ok(up.then_some(()))
-            }
+    // Two workloads in vm-a, each an app behind a sidecar of the test
+    // harness registered with vm-a's gateway: billing first, so that once
+    // vm-b has payments (registered after) it has seen all of vm-a's catalog.
+    let sidecar_dir = t.join("sidecars");
+    std::fs::create_dir_all(&sidecar_dir)?;
+    let spec = |svc: &str, app: std::net::SocketAddr| -> Result<SidecarSpec> {
+        let (ns, name) = svc.split_once('/').context("ns/name")?;
+        let (cert, key) = pki.workload("vm-a", ns, name)?;
+        Ok(SidecarSpec {
+            trust_domain: pki.trust_domain.clone(),
+            locality: ("vm-a".into(), "lab".into(), "rack-0".into()),
+            gateway: (apis[0], forwards[0], pki.gateway_id("vm-a")),
+            service: svc.into(),
+            protocol: "http".into(),
+            app,
+            labels: vec![],
+            inbound: meshgw_tests::ports::tcp(),
+            outbound_http: meshgw_tests::ports::tcp(),
+            upstreams: vec![],
+            health: "http".into(),
+            tls: (pki.root(), cert, key),
+            admin: meshgw_tests::ports::tcp(),
+        })
+    };
+    let billing_app = apps::http("billing").await?;
+    let payments_app = apps::http("payments").await?;
+    let mut sidecars =
+        vec![SidecarProc::start(spec("default/billing", billing_app.addr)?, &sidecar_dir).await?];
+    status_until(&cfgs[0], "vm-a's catalog has billing, healthy", |v| {
+        service_view(v, "default/billing", "vm-a")
+            .is_some_and(|c| c["local"] == true && c["healthy"] == 1)
+    })
+    .await
+    .with_context(gw_logs)?;
+    sidecars.push(
+        SidecarProc::start(spec("default/payments", payments_app.addr)?, &sidecar_dir).await?,
+    );
+
+    let status = status_until(
+        &cfgs[1],
+        "vm-b imports payments from vm-a, 1/1 healthy, over a connected tunnel",
+        |v| {
+            let up = v["peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "vm-a" && p["connected"] == true);
+            up && imports(v, "default/payments", "vm-a", 1, 1)
         },
     )
     .await
-    .with_context(|| logs(&t.join("host-vm-a/logs")) + &logs(&t.join("host-vm-b/logs")))?;
+    .with_context(gw_logs)?;
+    ensure!(
+        service_view(&status, "default/billing", "vm-a").is_none(),
+        "vm-a exports default/payments only, yet vm-b imports billing: {status:#}"
+    );
+
+    // Re-apply on change: vm-a now exports billing too. Only vm-a's host is
+    // reinstalled; its gateway restarts on the new file, vm-b's keeps running.
+    let pids = [gateway_pid(&host_dirs[0])?, gateway_pid(&host_dirs[1])?];
+    applied.vars = vec![r#"-var=vm_a_exports=["default/payments","default/billing"]"#.to_string()];
+    let out = applied
+        .apply(Duration::from_secs(120))
+        .with_context(ssh_logs)?;
+    ensure!(
+        out.contains("Resources: 1 added, 0 changed, 1 destroyed."),
+        "expected vm-a's host (only) replaced:\n{out}"
+    );
+    let rendered = std::fs::read_to_string(&cfgs[0])?;
+    ensure!(
+        rendered.contains("service = \"default/billing\""),
+        "vm-a's gateway.toml lacks the new export:\n{rendered}"
+    );
+    let new_a = gateway_pid(&host_dirs[0])?;
+    ensure!(
+        new_a != pids[0],
+        "vm-a's gateway was not restarted (pid {new_a})"
+    );
+    ensure!(
+        gateway_pid(&host_dirs[1])? == pids[1],
+        "vm-b's gateway was restarted though its config did not change"
+    );
+    status_until(
+        &cfgs[1],
+        "vm-b imports billing (newly exported) and payments from the restarted vm-a, 1/1 healthy each",
+        |v| {
+            imports(v, "default/billing", "vm-a", 1, 1)
+                && imports(v, "default/payments", "vm-a", 1, 1)
+        },
+    )
+    .await
+    .with_context(gw_logs)?;
 
     // Content hashes as triggers: nothing changed, nothing to do.
     let plan = tf(t, &applied.args("plan"), Duration::from_secs(30))?;
@@ -551,6 +913,7 @@ module "{n}" {{
         "second plan not empty:\n{plan}"
     );
 
+    drop(sidecars);
     applied.destroy()?;
     let left = processes_mentioning(&t.display().to_string());
     let left: Vec<_> = left

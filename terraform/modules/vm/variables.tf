@@ -8,8 +8,9 @@ variable "cloud" {
 
 variable "hosts" {
   description = <<-EOT
-    The existing hosts of this cluster, reached over SSH: address, SSH port and
-    user, and the zone the host is in (default: zones[i % length(zones)]).
+    The existing hosts of this cluster, reached over SSH: address, SSH port
+    (default 22) and user (default root), and the zone the host is in
+    (default: zones[i % length(zones)]).
     One gateway per host; more than one host needs store.kind = "etcd".
     host_key, when set, is the host's public key (e.g. the content of
     /etc/ssh/ssh_host_ed25519_key.pub) and is verified.
