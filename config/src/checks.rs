@@ -95,7 +95,7 @@ pub(crate) fn check_private_key(diag: &mut Diag, line: Option<usize>, key: &str,
             if mode & 0o077 != 0 {
                 let p = path.display();
                 let msg = format!(
-                    "private key {p} is readable by others (mode {mode:04o}); run: chmod 600 {p}"
+                    "private key {p} is readable by its group or others (mode {mode:04o}); run: chmod 600 {p}"
                 );
                 diag.push(line, key, msg);
             }

@@ -174,7 +174,7 @@ async fn probe_store(store: Arc<dyn CatalogStore>, ready: Arc<Ready>) {
                 tracing::info!("catalog store reachable");
             } else {
                 tracing::warn!(
-                    "catalog store unreachable: serving the last known catalog; writes resume when it returns"
+                    "catalog store unreachable: serving the last view of the catalog this process has (none if it never reached the store); writes resume when it returns"
                 );
             }
             was = Some(ok);

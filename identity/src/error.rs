@@ -51,7 +51,9 @@ pub enum IdentityError {
     },
 
     /// A private key file may be read by users other than its owner.
-    #[error("private key {path} is readable by others (mode {mode:04o}); run: chmod 600 {path}")]
+    #[error(
+        "private key {path} is readable by its group or others (mode {mode:04o}); run: chmod 600 {path}"
+    )]
     KeyReadableByOthers {
         /// The key file.
         path: PathBuf,

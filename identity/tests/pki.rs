@@ -124,7 +124,9 @@ fn load_key_refuses_a_key_others_can_read() {
     let p = gw.key.display();
     assert_eq!(
         err.to_string(),
-        format!("private key {p} is readable by others (mode 0644); run: chmod 600 {p}")
+        format!(
+            "private key {p} is readable by its group or others (mode 0644); run: chmod 600 {p}"
+        )
     );
 }
 

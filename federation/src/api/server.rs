@@ -126,8 +126,9 @@ pub async fn serve(
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL));
     let router = server.add_service(api.into_service());
-    let addr = listener.local_addr().ok();
-    tracing::info!(?addr, tls = tls.is_some(), "catalog API listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, tls = tls.is_some(), "catalog API listening");
+    }
     match tls {
         None => router
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)

@@ -21,8 +21,8 @@ impl Catalog for CatalogApi {
             tracing::info!(
                 id = %r.instance_id,
                 lease = r.lease_id,
-                caller = ?caller.spiffe_id,
-                remote = ?caller.remote_addr,
+                caller = caller.spiffe_id.as_deref().unwrap_or("-"),
+                remote = %caller.remote_addr.map_or("-".into(), |a| a.to_string()),
                 "instance registered"
             );
         }

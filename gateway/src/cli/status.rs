@@ -21,7 +21,7 @@ pub struct StatusArgs {
     /// to reach it (run this on the gateway's host).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// API address, when not using --config.
+    /// API address, when not using --config (then --ca, --cert, --key and --cluster are needed too).
     #[arg(long, requires_all = ["ca", "cert", "key", "cluster"], conflicts_with = "config")]
     api: Option<String>,
     /// Trust bundle for the gateway's certificate.
@@ -51,7 +51,8 @@ struct Target {
 
 fn target(a: &StatusArgs) -> Result<Target> {
     if let Some(path) = &a.config {
-        let cfg = GatewayConfig::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+        let cfg = GatewayConfig::load(path)
+            .map_err(|e| anyhow::anyhow!("cannot use the config file:\n{e}"))?;
         return Ok(Target {
             api: cfg.listen.api.to_string(),
             ca: cfg.tls.ca.clone(),
@@ -186,6 +187,12 @@ fn explain(t: &Target, err: &(dyn std::error::Error + 'static)) -> anyhow::Error
             t.ca.display(),
             t.gateway_id
         ),
+        Cause::Answered(_) => {
+            return anyhow::anyhow!(
+                "the gateway API at {} answered with an error: {what}\n  the gateway is up; see its log and its admin /readyz for the cause (is its catalog store reachable?)",
+                t.api
+            );
+        }
         Cause::Other => format!(
             "is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
             t.cert.display(),

@@ -14,6 +14,8 @@ pub enum Cause {
     CertificateRefused(String),
     /// This side did not accept the gateway's certificate (chain or SPIFFE ID).
     GatewayNotTrusted(String),
+    /// The gateway answered the call with an error of its own (e.g. its store is down).
+    Answered(String),
     /// Anything else (the text of the error chain).
     Other,
 }
@@ -21,6 +23,13 @@ pub enum Cause {
 /// Finds the cause in `err` and its sources, looking inside I/O errors
 /// (which hide the TLS error they wrap from `source()`).
 pub fn cause(err: &(dyn Error + 'static)) -> Cause {
+    // A status the server sent carries no source; a transport failure does.
+    if let Some(s) = err.downcast_ref::<tonic::Status>()
+        && s.source().is_none()
+        && s.code() != tonic::Code::Unknown
+    {
+        return Cause::Answered(format!("{:?}: {}", s.code(), s.message()));
+    }
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(c) = tls_cause(e) {
@@ -47,13 +56,19 @@ fn tls_cause(e: &(dyn Error + 'static)) -> Option<Cause> {
         rustls::Error::AlertReceived(alert) => {
             Some(Cause::CertificateRefused(format!("{alert:?}")))
         }
+        // Our verifiers' reasons (wrong SPIFFE ID, …) travel as `Other`.
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))
+        | rustls::Error::Other(o) => Some(Cause::GatewayNotTrusted(o.0.to_string())),
         other => Some(Cause::GatewayNotTrusted(other.to_string())),
     }
 }
 
 /// The whole chain of `err` as one line.
 pub fn chain(err: &(dyn Error + 'static)) -> String {
-    let mut out = err.to_string();
+    let mut out = match err.downcast_ref::<tonic::Status>() {
+        Some(s) => format!("{:?}: {}", s.code(), s.message()),
+        None => err.to_string(),
+    };
     let mut cur = err.source();
     while let Some(e) = cur {
         let s = e.to_string();
@@ -84,5 +99,11 @@ mod tests {
         assert!(matches!(cause(&bad), Cause::GatewayNotTrusted(_)));
         let other = std::io::Error::other("something else");
         assert_eq!(cause(&other), Cause::Other);
+        let answered = tonic::Status::unavailable("catalog store unavailable");
+        assert_eq!(
+            cause(&answered),
+            Cause::Answered("Unavailable: catalog store unavailable".into())
+        );
+        assert_eq!(chain(&answered), "Unavailable: catalog store unavailable");
     }
 }

@@ -177,7 +177,9 @@ fn private_keys_must_not_be_readable_by_others() {
     let k = key.display();
     assert_eq!(
         e.message,
-        format!("private key {k} is readable by others (mode 0644); run: chmod 600 {k}")
+        format!(
+            "private key {k} is readable by its group or others (mode 0644); run: chmod 600 {k}"
+        )
     );
     assert_eq!(e.line, Some(line_of(FULL, "gateway.key")));
     let e = only(&errs, "store.tls.key");

@@ -141,7 +141,7 @@ fn files_are_checked_and_keys_private() {
     let e = only(&errs, "tls.key");
     assert!(
         e.message
-            .contains("readable by others (mode 0644); run: chmod 600"),
+            .contains("readable by its group or others (mode 0644); run: chmod 600"),
         "{e}"
     );
     let e = only(&errs, "tls.ca");

@@ -105,11 +105,13 @@ cert = "pki/a/default.payments.pem"
 key = "pki/a/default.payments.key"
 "#;
 
-/// Files named by [`FULL`] and [`MINIMAL`].
+/// Files named by [`FULL`], [`MINIMAL`] and the example in docs/config.md.
 const FILES: &[&str] = &[
     "pki/root.pem",
     "pki/a/default.payments.pem",
     "pki/a/default.payments.key",
+    "pki/aws-us-east-1/default.payments.pem",
+    "pki/aws-us-east-1/default.payments.key",
 ];
 
 /// A temp directory holding every file of [`FILES`] (mode 0600) and a

@@ -103,7 +103,7 @@ impl Conn {
             let client = match self.client(i).await {
                 Ok(c) => c,
                 Err(e) => {
-                    failures.push(format!("{ep}: {e}"));
+                    failures.push(format!("{ep}: {}", errors::describe(&e)));
                     continue;
                 }
             };
@@ -114,7 +114,7 @@ impl Conn {
                     return Ok(v);
                 }
                 Ok(Err(e)) if !errors::is_unreachable(&e) => return Err(errors::map(e, ep)),
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => errors::describe(&e),
                 Err(_) if retry == Retry::OnlyUnreached => {
                     self.forget(i);
                     return Err(StoreError::Unavailable(format!(

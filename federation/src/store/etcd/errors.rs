@@ -21,6 +21,28 @@ pub(crate) fn is_unreachable(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// An etcd client error in words: the gRPC code and message, or the
+/// transport error and its causes — not tonic's debug dump of them.
+pub(crate) fn describe(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let (mut out, mut cause) = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            (format!("{:?}: {}", s.code(), s.message()), s.source())
+        }
+        etcd_client::Error::TransportError(t) => (t.to_string(), t.source()),
+        other => return other.to_string(),
+    };
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// Maps an error from the endpoint `ep`.
 pub(crate) fn map(e: etcd_client::Error, ep: &str) -> StoreError {
     if let etcd_client::Error::LeaseKeepAliveError(m) = &e
@@ -44,7 +66,8 @@ pub(crate) fn map(e: etcd_client::Error, ep: &str) -> StoreError {
     }
     if is_unreachable(&e) {
         return StoreError::Unavailable(format!(
-            "etcd at {ep} unreachable: {e} — is etcd running? check store.endpoints"
+            "etcd at {ep} unreachable: {} — is etcd running? check store.endpoints",
+            describe(&e)
         ));
     }
     StoreError::Other(format!("etcd at {ep}: {e}"))

@@ -234,7 +234,7 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         ms(t),
         f.failed
     ));
-    println!("  {CHECKOUT}: {}", f.line());
+    println!("  {CHECKOUT}: calls until then: {}", f.line());
 
     println!("\n-- payments comes back in aws-us-east-1");
     sidecars[0].respawn()?;
@@ -246,7 +246,7 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         "checkout's calls are local again after {:.0} ms (the crashed endpoint is retried once outlier detection's 10 s ejection ends)",
         ms(t)
     ));
-    println!("  {CHECKOUT}: {}", b.line());
+    println!("  {CHECKOUT}: calls until then: {}", b.line());
 
     println!("\n-- the vm-onprem gateway crashes");
     gateways[2].kill();
@@ -282,8 +282,9 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         println!("demo: every step happened as expected");
         return Ok(());
     }
+    let exe = std::env::current_exe().map_or("meshgw".into(), |p| p.display().to_string());
     println!(
-        "\nThe mesh keeps running; try: meshgw status --config {}/aws-us-east-1.toml   (Ctrl-C stops everything)",
+        "\nThe mesh keeps running; try: {exe} status --config {}/aws-us-east-1.toml   (Ctrl-C stops everything)",
         dir.display()
     );
     println!("live traffic, one round of calls every {LIVE_EVERY:?}:");
