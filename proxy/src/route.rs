@@ -75,7 +75,8 @@ pub enum RouteError {
         "route header version {0} is not supported (this side speaks {VERSION}): upgrade the older side"
     )]
     Version(u8),
-    /// The body is over [`MAX_BODY`].
+    /// The body is over [`MAX_BODY`], or its value would be when encoded
+    /// again (omitted optional fields re-encode as `null`).
     #[error("route header of {0} bytes exceeds the {MAX_BODY}-byte limit")]
     TooLarge(usize),
     /// The body is not valid JSON of the expected shape.
@@ -94,7 +95,27 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<Option<(T, usize)>, RouteError> {
+/// Longest JSON parser message kept in [`RouteError::Malformed`]: the parser
+/// quotes the body (a wrongly typed string, an unknown field), and the gateway
+/// sends the error back in a `bad_header` answer, which must fit in a frame.
+const MAX_ERROR: usize = 200;
+
+fn malformed(e: serde_json::Error) -> RouteError {
+    let mut msg = e.to_string();
+    if msg.len() > MAX_ERROR {
+        let mut cut = MAX_ERROR;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push_str(&format!("… at line {} column {}", e.line(), e.column()));
+    }
+    RouteError::Malformed(msg)
+}
+
+fn decode<T: Serialize + for<'de> Deserialize<'de>>(
+    buf: &[u8],
+) -> Result<Option<(T, usize)>, RouteError> {
     let n = buf.len().min(3);
     if buf[..n] != MAGIC[..n] {
         return Err(RouteError::BadMagic);
@@ -112,8 +133,14 @@ fn decode<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<Option<(T, usize)>
     if buf.len() < 6 + len {
         return Ok(None);
     }
-    let v = serde_json::from_slice(&buf[6..6 + len])
-        .map_err(|e| RouteError::Malformed(e.to_string()))?;
+    let v: T = serde_json::from_slice(&buf[6..6 + len]).map_err(malformed)?;
+    // Omitted optional fields decode as `None` and re-encode as `null`: refuse
+    // a value whose own encoding would not fit in a frame (the gateway
+    // re-encodes the headers it forwards, and `encode` asserts the limit).
+    let encoded = serde_json::to_vec(&v).map_err(malformed)?.len();
+    if encoded > MAX_BODY {
+        return Err(RouteError::TooLarge(encoded));
+    }
     Ok(Some((v, 6 + len)))
 }
 
@@ -192,5 +219,283 @@ mod tests {
             decode_header(b"MGW\x01\x00\x02{}"),
             Err(RouteError::Malformed(_))
         ));
+    }
+
+    /// The `route_frame` fuzz target's properties (fuzz/fuzz_targets/route_frame.rs),
+    /// over a fixed-seed stream of random and mutated inputs, so they run in
+    /// the normal suite.
+    mod property {
+        use std::fmt::Debug;
+
+        use super::super::*;
+        use super::header;
+
+        type Decoded<T> = Result<Option<(T, usize)>, RouteError>;
+
+        /// xorshift64*: a tiny fixed-seed PRNG (no dependency).
+        struct Rng(u64);
+
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            }
+
+            /// Returns a number in `0..n` (`n > 0`).
+            fn below(&mut self, n: usize) -> usize {
+                (self.next() % n as u64) as usize
+            }
+        }
+
+        /// Asserts the properties for one decoder on `buf`, with the prefix
+        /// `buf[..split]` standing for the bytes that arrived first.
+        fn check<T: Clone + PartialEq + Debug>(
+            buf: &[u8],
+            split: usize,
+            decode: fn(&[u8]) -> Decoded<T>,
+            encode: fn(&T) -> Vec<u8>,
+        ) {
+            let whole = decode(buf);
+            let prefix = decode(&buf[..split]);
+            assert!(
+                prefix == Ok(None) || prefix == whole,
+                "prefix of {split} bytes gave {prefix:?}, whole buffer {whole:?}: {buf:?}"
+            );
+            let announced =
+                (buf.len() >= 6).then(|| usize::from(u16::from_be_bytes([buf[4], buf[5]])));
+            if buf.len() >= 6 && buf[..3] == MAGIC[..] && buf[3] == VERSION {
+                let len = announced.unwrap();
+                if len > MAX_BODY {
+                    assert_eq!(whole, Err(RouteError::TooLarge(len)), "{buf:?}");
+                }
+            }
+            match whole {
+                Ok(Some((v, n))) => {
+                    let len = announced.expect("accepted a frame shorter than 6 bytes");
+                    assert_eq!(n, 6 + len, "consumed vs announced: {buf:?}");
+                    assert!(n <= buf.len(), "consumed {n} of {} bytes", buf.len());
+                    assert!(len <= MAX_BODY, "accepted a body of {len} bytes");
+                    assert_eq!(decode(&buf[..n]), Ok(Some((v.clone(), n))), "frame alone");
+                    let frame = encode(&v);
+                    assert_eq!(decode(&frame), Ok(Some((v, frame.len()))), "re-encoded");
+                }
+                Ok(None) => {
+                    let complete = announced.is_some_and(|len| buf.len() >= 6 + len);
+                    assert!(!complete, "asked for more with a complete frame: {buf:?}");
+                }
+                Err(e) => {
+                    if buf.len() >= 6 {
+                        match &e {
+                            RouteError::BadMagic => assert_ne!(buf[..3], MAGIC[..]),
+                            RouteError::Version(v) => assert_eq!(*v, buf[3]),
+                            RouteError::TooLarge(n) => assert!(*n > MAX_BODY),
+                            RouteError::Malformed(_) => {}
+                        }
+                    }
+                    assert!(!e.to_string().is_empty());
+                    // The gateway sends the error back in a `bad_header` answer
+                    // (gateway/src/forward/{listener,inbound}.rs): it must fit.
+                    let answer = RouteAnswer {
+                        status: RouteStatus::BadHeader,
+                        reason: format!("gateway gcp-europe-west1: {e}"),
+                    };
+                    let frame = encode_answer(&answer);
+                    assert_eq!(decode_answer(&frame), Ok(Some((answer, frame.len()))));
+                }
+            }
+        }
+
+        fn check_both(buf: &[u8], split: usize) {
+            check(buf, split, decode_header, encode_header);
+            check(buf, split, decode_answer, encode_answer);
+        }
+
+        /// Returns a frame with `body` and its true length.
+        fn framed(body: &[u8]) -> Vec<u8> {
+            let mut f = MAGIC.to_vec();
+            f.push(VERSION);
+            f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            f.extend_from_slice(body);
+            f
+        }
+
+        /// Valid frames to mutate: headers (full, nulls, omitted options,
+        /// one of exactly `MAX_BODY`), an answer of every status, a header
+        /// with the pipe's bytes behind it.
+        fn templates() -> Vec<Vec<u8>> {
+            let mut t = vec![encode_header(&header())];
+            t.push(encode_header(&RouteHeader {
+                target_cluster: None,
+                traceparent: None,
+                ..header()
+            }));
+            t.push(framed(
+                br#"{"namespace":"ns","service":"svc","port":80,"source_cluster":"a"}"#,
+            ));
+            let mut big = header();
+            big.namespace.clear();
+            let base = serde_json::to_vec(&big).unwrap().len();
+            big.namespace = "n".repeat(MAX_BODY - base);
+            let big = encode_header(&big);
+            assert_eq!(big.len(), 6 + MAX_BODY);
+            t.push(big);
+            // Omitted options (`None` on decode, `null` when re-encoded) and
+            // a wrongly typed string the error message quotes, both at the limit.
+            t.push(omitted_options_at_the_limit());
+            t.push(quoted_string_at_the_limit());
+            for status in [
+                RouteStatus::Ok,
+                RouteStatus::NoInstance,
+                RouteStatus::NotExported,
+                RouteStatus::PeerUnreachable,
+                RouteStatus::Timeout,
+                RouteStatus::BadHeader,
+            ] {
+                t.push(encode_answer(&RouteAnswer {
+                    status,
+                    reason: format!("gateway b: {status:?}"),
+                }));
+            }
+            let mut tail = encode_header(&header());
+            tail.extend_from_slice(b"\x16\x03\x01\x00\x05hello");
+            t.push(tail);
+            t
+        }
+
+        const TOKENS: &[&[u8]] = &[
+            b"MGW\x01",
+            b"\"namespace\"",
+            b"\"port\"",
+            b"\"target_cluster\"",
+            b"\"status\"",
+            b"\"reason\"",
+            b"\"no_instance\"",
+            b"\"bad_header\"",
+            b"null",
+            b"65536",
+            b"-1",
+            b"\\\"",
+            b"\\u0000",
+            b"\\ud83d",
+            b"{",
+            b"}",
+            b",",
+            b"\xff",
+        ];
+
+        fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) {
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(buf.len() + 1);
+                match rng.below(7) {
+                    0 if at < buf.len() => buf[at] ^= 1 << rng.below(8),
+                    1 if at < buf.len() => buf[at] = rng.next() as u8,
+                    2 => buf.truncate(at),
+                    3 => {
+                        let tok = TOKENS[rng.below(TOKENS.len())];
+                        buf.splice(at..at, tok.iter().copied());
+                    }
+                    4 => {
+                        let end = (at + 1 + rng.below(16)).min(buf.len());
+                        buf.drain(at.min(end)..end);
+                    }
+                    5 if buf.len() >= 6 => {
+                        let len = match rng.below(4) {
+                            0 => MAX_BODY as u16,
+                            1 => MAX_BODY as u16 + 1,
+                            2 => u16::MAX,
+                            _ => rng.next() as u16,
+                        };
+                        buf[4..6].copy_from_slice(&len.to_be_bytes());
+                    }
+                    _ => {
+                        let n = rng.below(8);
+                        buf.extend((0..n).map(|_| rng.next() as u8));
+                    }
+                }
+            }
+            // Half the time, make the announced length true again so the
+            // JSON decoder sees the mutated body.
+            if buf.len() >= 6 && rng.below(2) == 0 {
+                let len = u16::try_from(buf.len() - 6).unwrap_or(u16::MAX);
+                buf[4..6].copy_from_slice(&len.to_be_bytes());
+            }
+        }
+
+        /// A header of exactly `MAX_BODY` bytes without the optional fields.
+        fn omitted_options_at_the_limit() -> Vec<u8> {
+            let head = br#"{"namespace":""#;
+            let tail = br#"","service":"s","port":1,"source_cluster":"a"}"#;
+            let mut body = head.to_vec();
+            body.resize(MAX_BODY - tail.len(), b'n');
+            body.extend_from_slice(tail);
+            framed(&body)
+        }
+
+        /// A body of `MAX_BODY` bytes whose `port` is a string of escaped
+        /// quotes (serde_json quotes the string in its error message).
+        fn quoted_string_at_the_limit() -> Vec<u8> {
+            let mut body = br#"{"port":""#.to_vec();
+            while body.len() + 2 + 2 <= MAX_BODY {
+                body.extend_from_slice(br#"\""#);
+            }
+            body.extend_from_slice(br#""}"#);
+            framed(&body)
+        }
+
+        #[test]
+        fn a_header_without_options_at_the_limit_is_rejected_or_re_encodes() {
+            let f = omitted_options_at_the_limit();
+            assert_eq!(f.len(), 6 + MAX_BODY);
+            check_both(&f, 0);
+            // Re-encoding adds `"target_cluster":null,"traceparent":null`,
+            // over the limit: the decoder refuses it instead of handing out a
+            // header `encode_header` would panic on.
+            assert!(matches!(decode_header(&f), Err(RouteError::TooLarge(n)) if n > MAX_BODY));
+            // Just under the limit minus those 40 bytes it is fine.
+            let body = br#"{"namespace":"n","service":"s","port":1,"source_cluster":"a"}"#;
+            let (h, _) = decode_header(&framed(body)).unwrap().unwrap();
+            assert_eq!(h.target_cluster, None);
+            assert_eq!(h.traceparent, None);
+        }
+
+        #[test]
+        fn a_malformed_message_fits_in_a_bad_header_answer() {
+            let f = quoted_string_at_the_limit();
+            check_both(&f, 0);
+            let Err(RouteError::Malformed(msg)) = decode_header(&f) else {
+                panic!("expected Malformed");
+            };
+            assert!(msg.len() <= 300, "{} bytes: {msg}", msg.len());
+            assert!(msg.starts_with("invalid type: string"), "{msg}");
+            assert!(
+                msg.ends_with(&format!("at line 1 column {}", MAX_BODY - 2)),
+                "{msg}"
+            );
+        }
+
+        #[test]
+        fn random_and_mutated_frames_keep_the_properties() {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let templates = templates();
+            for t in &templates {
+                for split in [0, 3, 6, t.len() / 2, t.len()] {
+                    check_both(t, split);
+                }
+            }
+            for _ in 0..3000 {
+                let buf = if rng.below(4) == 0 {
+                    let n = rng.below(64);
+                    (0..n).map(|_| rng.next() as u8).collect()
+                } else {
+                    let mut b = templates[rng.below(templates.len())].clone();
+                    mutate(&mut rng, &mut b);
+                    b
+                };
+                let split = rng.below(buf.len() + 1);
+                check_both(&buf, split);
+            }
+        }
     }
 }
