@@ -202,7 +202,8 @@ impl Dialer {
             traceparent: traceparent.map(str::to_owned),
         };
         let exchange = async {
-            outer.write_all(&route::encode_header(&header)).await?;
+            let frame = route::encode_header(&header).map_err(std::io::Error::other)?;
+            outer.write_all(&frame).await?;
             outer.flush().await?;
             read_answer(&mut outer).await
         };

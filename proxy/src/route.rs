@@ -84,15 +84,17 @@ pub enum RouteError {
     Malformed(String),
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let body = serde_json::to_vec(v).expect("route frames serialise");
-    assert!(body.len() <= MAX_BODY, "route frame over MAX_BODY");
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, RouteError> {
+    let body = serde_json::to_vec(v).map_err(malformed)?;
+    if body.len() > MAX_BODY {
+        return Err(RouteError::TooLarge(body.len()));
+    }
     let mut out = Vec::with_capacity(6 + body.len());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 /// Longest JSON parser message kept in [`RouteError::Malformed`]: the parser
@@ -136,7 +138,7 @@ fn decode<T: Serialize + for<'de> Deserialize<'de>>(
     let v: T = serde_json::from_slice(&buf[6..6 + len]).map_err(malformed)?;
     // Omitted optional fields decode as `None` and re-encode as `null`: refuse
     // a value whose own encoding would not fit in a frame (the gateway
-    // re-encodes the headers it forwards, and `encode` asserts the limit).
+    // re-encodes the headers it forwards).
     let encoded = serde_json::to_vec(&v).map_err(malformed)?.len();
     if encoded > MAX_BODY {
         return Err(RouteError::TooLarge(encoded));
@@ -144,14 +146,29 @@ fn decode<T: Serialize + for<'de> Deserialize<'de>>(
     Ok(Some((v, 6 + len)))
 }
 
-/// Returns the encoded header.
-pub fn encode_header(h: &RouteHeader) -> Vec<u8> {
+/// Returns the encoded header, or `TooLarge` if its JSON exceeds [`MAX_BODY`]
+/// (names are short, but a `traceparent` or a cluster name comes from
+/// outside: a caller must not be able to make a proxy panic).
+pub fn encode_header(h: &RouteHeader) -> Result<Vec<u8>, RouteError> {
     encode(h)
 }
 
-/// Returns the encoded answer.
+/// Returns the encoded answer; a reason too long for a frame is cut (at a
+/// character boundary) and marked with `…`.
 pub fn encode_answer(a: &RouteAnswer) -> Vec<u8> {
-    encode(a)
+    if let Ok(frame) = encode(a) {
+        return frame;
+    }
+    // JSON escaping can at most sextuple a character (`\u00XX`).
+    let mut cut = MAX_BODY / 6 - 64;
+    while !a.reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let short = RouteAnswer {
+        status: a.status,
+        reason: format!("{}…", &a.reason[..cut]),
+    };
+    encode(&short).expect("a reason of MAX_BODY / 6 bytes fits in a frame")
 }
 
 /// Decodes a header from the start of `buf`: `Ok(None)` if more bytes are needed.
@@ -181,7 +198,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_reports_consumed_bytes() {
-        let mut b = encode_header(&header());
+        let mut b = encode_header(&header()).unwrap();
         let n = b.len();
         b.extend_from_slice(b"\x16\x03\x01 tls bytes follow");
         assert_eq!(decode_header(&b), Ok(Some((header(), n))));
@@ -194,8 +211,33 @@ mod tests {
     }
 
     #[test]
+    fn a_header_too_large_to_send_is_an_error_not_a_panic() {
+        let h = RouteHeader {
+            traceparent: Some("x".repeat(MAX_BODY)),
+            ..header()
+        };
+        assert!(matches!(encode_header(&h), Err(RouteError::TooLarge(n)) if n > MAX_BODY));
+    }
+
+    #[test]
+    fn an_answer_with_a_huge_reason_is_cut_to_fit() {
+        for reason in ["é".repeat(MAX_BODY), "\u{1}".repeat(MAX_BODY)] {
+            let a = RouteAnswer {
+                status: RouteStatus::Timeout,
+                reason: reason.clone(),
+            };
+            let frame = encode_answer(&a);
+            let (got, n) = decode_answer(&frame).unwrap().unwrap();
+            assert_eq!(n, frame.len());
+            assert_eq!(got.status, RouteStatus::Timeout);
+            assert!(got.reason.ends_with('…'));
+            assert!(reason.starts_with(got.reason.trim_end_matches('…')));
+        }
+    }
+
+    #[test]
     fn every_prefix_asks_for_more_bytes() {
-        let b = encode_header(&header());
+        let b = encode_header(&header()).unwrap();
         for i in 0..b.len() {
             assert_eq!(decode_header(&b[..i]), Ok(None), "prefix {i}");
         }
@@ -308,7 +350,9 @@ mod tests {
         }
 
         fn check_both(buf: &[u8], split: usize) {
-            check(buf, split, decode_header, encode_header);
+            check(buf, split, decode_header, |h| {
+                encode_header(h).expect("an accepted header re-encodes")
+            });
             check(buf, split, decode_answer, encode_answer);
         }
 
@@ -325,12 +369,15 @@ mod tests {
         /// one of exactly `MAX_BODY`), an answer of every status, a header
         /// with the pipe's bytes behind it.
         fn templates() -> Vec<Vec<u8>> {
-            let mut t = vec![encode_header(&header())];
-            t.push(encode_header(&RouteHeader {
-                target_cluster: None,
-                traceparent: None,
-                ..header()
-            }));
+            let mut t = vec![encode_header(&header()).unwrap()];
+            t.push(
+                encode_header(&RouteHeader {
+                    target_cluster: None,
+                    traceparent: None,
+                    ..header()
+                })
+                .unwrap(),
+            );
             t.push(framed(
                 br#"{"namespace":"ns","service":"svc","port":80,"source_cluster":"a"}"#,
             ));
@@ -338,7 +385,7 @@ mod tests {
             big.namespace.clear();
             let base = serde_json::to_vec(&big).unwrap().len();
             big.namespace = "n".repeat(MAX_BODY - base);
-            let big = encode_header(&big);
+            let big = encode_header(&big).unwrap();
             assert_eq!(big.len(), 6 + MAX_BODY);
             t.push(big);
             // Omitted options (`None` on decode, `null` when re-encoded) and
@@ -358,7 +405,7 @@ mod tests {
                     reason: format!("gateway b: {status:?}"),
                 }));
             }
-            let mut tail = encode_header(&header());
+            let mut tail = encode_header(&header()).unwrap();
             tail.extend_from_slice(b"\x16\x03\x01\x00\x05hello");
             t.push(tail);
             t
@@ -451,7 +498,7 @@ mod tests {
             check_both(&f, 0);
             // Re-encoding adds `"target_cluster":null,"traceparent":null`,
             // over the limit: the decoder refuses it instead of handing out a
-            // header `encode_header` would panic on.
+            // header `encode_header` would refuse.
             assert!(matches!(decode_header(&f), Err(RouteError::TooLarge(n)) if n > MAX_BODY));
             // Just under the limit minus those 40 bytes it is fine.
             let body = br#"{"namespace":"n","service":"s","port":1,"source_cluster":"a"}"#;

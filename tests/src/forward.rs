@@ -47,7 +47,7 @@ pub async fn open(
         target_cluster: target.map(str::to_string),
         traceparent: None,
     };
-    s.write_all(&route::encode_header(&h)).await?;
+    s.write_all(&route::encode_header(&h)?).await?;
     let mut buf = Vec::new();
     loop {
         if let Some((a, n)) = route::decode_answer(&buf)? {

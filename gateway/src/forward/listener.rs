@@ -137,9 +137,8 @@ async fn open(
         send.write_all(&[STREAM_DATA])
             .await
             .map_err(|e| e.to_string())?;
-        send.write_all(&route::encode_header(&hdr))
-            .await
-            .map_err(|e| e.to_string())?;
+        let frame = route::encode_header(&hdr).map_err(|e| e.to_string())?;
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
         // Bounded by the whole exchange's limit below: the peer may spend
         // its own `timeouts.connect` on instances before it answers.
         let ans = read_frame(&mut recv, route::decode_answer, timeout * 2)

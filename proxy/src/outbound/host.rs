@@ -63,6 +63,36 @@ pub(crate) fn new_traceparent() -> String {
     format!("00-{trace:032x}-{span:016x}-01")
 }
 
+/// Whether `v` is a W3C `traceparent` this proxy passes on: version, trace
+/// id, parent id and flags in lowercase hex, ids not all zero, version not
+/// `ff`; a future version may append fields after a `-`.
+pub(crate) fn valid_traceparent(v: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    let mut parts = v.splitn(5, '-');
+    let (Some(ver), Some(trace), Some(parent), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let rest_ok = match parts.next() {
+        None => true,
+        Some(_) => ver != "00" && v.len() <= 512,
+    };
+    hex(ver, 2)
+        && ver != "ff"
+        && hex(trace, 32)
+        && !zero(trace)
+        && hex(parent, 16)
+        && !zero(parent)
+        && hex(flags, 2)
+        && rest_ok
+}
+
 /// Hop-by-hop headers, which HTTP/2 forbids.
 const HOP_BY_HOP: [&str; 6] = [
     "connection",
@@ -101,7 +131,13 @@ pub(crate) fn prepare<B>(
     let cluster =
         HeaderValue::from_str(source_cluster).unwrap_or(HeaderValue::from_static("unknown"));
     headers.insert(HeaderName::from_static(SOURCE_CLUSTER), cluster);
-    let tp = match headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
+    // W3C Trace Context: an invalid `traceparent` is replaced, not passed on
+    // (it also travels in the route header, which has a size limit).
+    let tp = match headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_traceparent(v))
+    {
         Some(v) => v.to_owned(),
         None => {
             let v = new_traceparent();
@@ -118,6 +154,38 @@ pub(crate) fn prepare<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparents_are_checked_as_w3c_says() {
+        assert!(valid_traceparent(&new_traceparent()));
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(valid_traceparent(good));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(!valid_traceparent(bad), "{bad:?} accepted");
+        }
+        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
+        assert!(valid_traceparent(future));
+        assert!(!valid_traceparent(&format!("{future}{}", "a".repeat(600))));
+    }
+
+    #[test]
+    fn an_invalid_traceparent_is_replaced() {
+        let mut req = Request::get("/")
+            .header(TRACEPARENT, "x".repeat(9000))
+            .body(())
+            .unwrap();
+        let tp = prepare(&mut req, "payments.default.mesh", "a").unwrap();
+        assert!(valid_traceparent(&tp));
+        assert_eq!(req.headers()[TRACEPARENT], tp.as_str());
+    }
 
     #[test]
     fn parses_mesh_hosts() {

@@ -204,11 +204,11 @@ impl Record {
         match &rec {
             Record::Write { rev, .. } => check_counter("revision", *rev)?,
             Record::Grant { id, ttl_secs } => {
-                check_counter("lease id", *id)?;
+                check_lease_id(*id)?;
                 check_ttl(*ttl_secs)?;
             }
             Record::EndLease { id, rev, .. } => {
-                check_counter("lease id", *id)?;
+                check_lease_id(*id)?;
                 check_counter("revision", *rev)?;
             }
         }
@@ -239,6 +239,16 @@ pub(crate) fn check_counter(what: &str, v: i64) -> Result<(), String> {
         return Err(format!("{what} {v} is out of range"));
     }
     Ok(())
+}
+
+/// Rejects a granted lease id no store could have written: ids start at 1,
+/// and 0 means "no lease" (a lease 0 would capture every lease-less key and
+/// delete it when it expired; found by the store_log fuzz target).
+pub(crate) fn check_lease_id(id: i64) -> Result<(), String> {
+    if id == 0 {
+        return Err("lease id 0 is reserved for \"no lease\"".into());
+    }
+    check_counter("lease id", id)
 }
 
 /// Rejects a lease TTL no store could have written.
@@ -303,6 +313,20 @@ mod tests {
         }
         .encode(1);
         assert!(Record::decode(&neg_rev).unwrap_err().contains("revision"));
+        // Also found by it: lease id 0 ("no lease") granted from disk.
+        let lease0 = Record::Grant {
+            id: 0,
+            ttl_secs: 10,
+        }
+        .encode(1);
+        assert!(Record::decode(&lease0).unwrap_err().contains("lease id 0"));
+        let end0 = Record::EndLease {
+            id: 0,
+            rev: 1,
+            effects: vec![],
+        }
+        .encode(1);
+        assert!(Record::decode(&end0).unwrap_err().contains("lease id 0"));
         let ok = Record::Grant {
             id: 1,
             ttl_secs: MAX_TTL_SECS,

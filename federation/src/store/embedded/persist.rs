@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use tokio::time::Instant;
 
 use super::codec::{
-    Dec, Enc, FRAME_HEADER, MAX_FRAME, Record, check_counter, check_seq, check_ttl, crc32, frame,
+    Dec, Enc, FRAME_HEADER, MAX_FRAME, Record, check_counter, check_lease_id, check_seq, check_ttl,
+    crc32, frame,
 };
 use super::state::{State, Stored};
 use crate::store::StoreError;
@@ -207,7 +208,7 @@ fn decode_snapshot(bytes: &[u8], state: &mut State, now: Instant) -> Result<u64,
     state.revision = d.i64()?;
     check_counter("revision", state.revision)?;
     state.next_lease = d.i64()?;
-    check_counter("next lease id", state.next_lease)?;
+    check_lease_id(state.next_lease)?;
     let mut keys = Vec::new();
     for _ in 0..d.u64()? {
         let key = d.string()?;
@@ -228,7 +229,7 @@ fn decode_snapshot(bytes: &[u8], state: &mut State, now: Instant) -> Result<u64,
     for _ in 0..d.u64()? {
         let id = d.i64()?;
         let ttl_secs = d.u64()?;
-        check_counter("lease id", id)?;
+        check_lease_id(id)?;
         check_ttl(ttl_secs)?;
         state.apply(&Record::Grant { id, ttl_secs }, now);
     }
