@@ -55,7 +55,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::logging::init();
+    // `status` reports what went wrong itself; its libraries' log lines
+    // (e.g. the verifier's) would only repeat it.
+    let default_level = match cli.command {
+        Command::Status(_) => "error",
+        _ => "info",
+    };
+    cli::logging::init(default_level);
     let result = match cli.command {
         Command::Gateway { config } => cli::gateway(&config),
         Command::Sidecar { config } => cli::sidecar(&config),

@@ -153,3 +153,36 @@ async fn status_with_a_certificate_from_another_ca_is_refused_clearly() -> Resul
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pointed_at_a_port_that_is_not_the_api_says_so() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
+    let gw: &GatewayProc = &m.clusters["a"].gateways[0];
+    let (cert, key) = m.pki.gateway("a");
+    // The admin port speaks plain HTTP; the forward port TLS with another ALPN.
+    for port in [gw.spec.admin, gw.spec.forward] {
+        let api = port.to_string();
+        let (ok, err) = stderr_of(&[
+            "status",
+            "--api",
+            &api,
+            "--ca",
+            m.pki.root().to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--cluster",
+            "a",
+        ])?;
+        ensure!(!ok, "status succeeded against {api}");
+        ensure!(
+            err.contains("this port does not serve the catalog API") && err.contains("listen.api"),
+            "{api} not named as the wrong port:\n{err}"
+        );
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -44,11 +44,16 @@ fn demo_once_checks_every_step_and_exits_zero() -> Result<()> {
 }
 
 /// A demo started in its own process group, run until its script is done.
+/// Dropping it kills the whole group and removes the demo's directory, so a
+/// failing test leaves nothing behind either.
 struct Running {
     child: Child,
+    /// The demo's directory, once it printed it.
     dir: String,
-    /// What the demo printed after saying it keeps running (drained by a thread).
-    after: Arc<Mutex<Vec<String>>>,
+    /// Lines the demo prints, read by a thread.
+    lines: Receiver<String>,
+    /// What the demo printed after saying it keeps running.
+    after: Vec<String>,
 }
 
 impl Running {
@@ -59,41 +64,67 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut dir = None;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut demo = Running {
+            child,
+            dir: String::new(),
+            lines,
+            after: Vec::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(90);
         let mut seen = Vec::new();
         // Read until the demo says it keeps running (every step done).
         loop {
-            let Some(line) = lines.next() else {
-                let _ = child.kill();
-                bail!("demo ended before its running state:\n{}", seen.join("\n"));
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match demo.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "demo did not reach its running state in 90 s:\n{}",
+                        seen.join("\n")
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("demo ended before its running state:\n{}", seen.join("\n"))
+                }
             };
-            let line = line?;
             if let Some(d) = line
                 .trim()
                 .strip_prefix("files (PKI, configs, logs, stores): ")
             {
-                dir = Some(d.to_string());
+                demo.dir = d.to_string();
             }
             if line.contains("The mesh keeps running") {
                 break;
             }
             seen.push(line);
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("demo did not reach its running state:\n{}", seen.join("\n"));
+        }
+        ensure!(!demo.dir.is_empty(), "demo did not print its directory");
+        Ok(demo)
+    }
+
+    /// Waits up to `limit` for a line printed after the script that satisfies `want`.
+    fn wait_for_line(&mut self, limit: Duration, want: impl Fn(&str) -> bool) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while !self.after.iter().any(|l| want(l)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.after.push(line),
+                Err(_) => bail!(
+                    "no such line within {limit:?} after the script:\n{}",
+                    self.after.join("\n")
+                ),
             }
         }
-        let dir = dir.context("demo did not print its directory")?;
-        let after = Arc::new(Mutex::new(Vec::new()));
-        let sink = after.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Ok(Self { child, dir, after })
+        Ok(())
     }
 
     /// Meshgw processes (gateways and sidecars) started from the demo's configs.
@@ -114,7 +145,6 @@ impl Running {
                 return Ok(st);
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
                 bail!("demo did not exit within 20s of SIGINT");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -138,11 +168,13 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                .status();
-            let _ = self.child.wait();
+        // The whole group: the demo and any gateway or sidecar it left.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+        if !self.dir.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -195,21 +227,9 @@ fn a_running_demo_shows_in_status_and_ctrl_c_leaves_nothing_behind() -> Result<(
         ensure!(table.contains(name), "status table misses {name}:\n{table}");
     }
     // Live traffic keeps flowing once the script is done.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !demo
-        .after
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("→ inventory") && l.contains("ok, served by gcp-europe-west1"))
-    {
-        ensure!(
-            Instant::now() < deadline,
-            "no live traffic line after the script:\n{}",
-            demo.after.lock().unwrap().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    demo.wait_for_line(Duration::from_secs(20), |l| {
+        l.contains("→ inventory") && l.contains("ok, served by gcp-europe-west1")
+    })?;
     // Ctrl-C in a terminal signals the whole foreground process group.
     let group = format!("-{}", demo.child.id());
     let status = demo.interrupt(&group)?;

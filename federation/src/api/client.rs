@@ -18,6 +18,54 @@ pub use super::pb::catalog_client::CatalogClient;
 /// Largest message the client accepts: a Watch snapshot of a big catalog is one message.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// A catalog API address as an operator writes it: `host:port`, or an
+/// `http://` / `https://` URI (the scheme is ignored; TLS is the caller's).
+#[derive(Debug, Clone)]
+pub struct ApiAddress {
+    /// What was given.
+    pub given: String,
+    /// `host:port` to dial.
+    pub authority: String,
+    /// The host as the TLS server name (the SPIFFE verifiers ignore it).
+    pub server_name: ServerName<'static>,
+}
+
+impl ApiAddress {
+    /// Parses `addr`; the error names what is missing (`host:port` expected).
+    pub fn parse(addr: &str) -> Result<Self, ApiError> {
+        let authority = addr
+            .strip_prefix("http://")
+            .or_else(|| addr.strip_prefix("https://"))
+            .unwrap_or(addr)
+            .trim_end_matches('/');
+        let invalid = |reason: String| ApiError::InvalidAddress {
+            addr: addr.to_string(),
+            reason,
+        };
+        let uri: Uri = format!("http://{authority}")
+            .parse()
+            .map_err(|e| invalid(format!("{e}")))?;
+        let host = uri.host().ok_or_else(|| invalid("no host".into()))?;
+        if uri.port_u16().is_none() {
+            return Err(invalid("no port".into()));
+        }
+        let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+            .map_err(|e| invalid(format!("host is not a valid TLS server name: {e}")))?;
+        Ok(Self {
+            given: addr.to_string(),
+            authority: authority.to_string(),
+            server_name,
+        })
+    }
+
+    fn invalid(&self, reason: String) -> ApiError {
+        ApiError::InvalidAddress {
+            addr: self.given.clone(),
+            reason,
+        }
+    }
+}
+
 /// Connects to the catalog API at `addr` (`host:port`, or an `http://` /
 /// `https://` URI whose scheme is ignored in favour of `tls`).
 ///
@@ -28,26 +76,11 @@ pub async fn connect(
     addr: &str,
     tls: Option<rustls::ClientConfig>,
 ) -> Result<CatalogClient<Channel>, ApiError> {
-    let authority = addr
-        .strip_prefix("http://")
-        .or_else(|| addr.strip_prefix("https://"))
-        .unwrap_or(addr)
-        .trim_end_matches('/');
-    let invalid = |reason: String| ApiError::InvalidAddress {
-        addr: addr.to_string(),
-        reason,
-    };
+    let target = ApiAddress::parse(addr)?;
     // Always `http://`: tonic would otherwise add its own TLS for `https://`.
-    let uri: Uri = format!("http://{authority}")
+    let uri: Uri = format!("http://{}", target.authority)
         .parse()
-        .map_err(|e| invalid(format!("{e}")))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| invalid("no host".into()))?
-        .to_string();
-    if uri.port_u16().is_none() {
-        return Err(invalid("no port".into()));
-    }
+        .map_err(|e| target.invalid(format!("{e}")))?;
     let endpoint = Endpoint::from(uri);
     let connected = match tls {
         None => endpoint.connect().await,
@@ -55,8 +88,7 @@ pub async fn connect(
             if !config.alpn_protocols.iter().any(|p| p == b"h2") {
                 config.alpn_protocols.push(b"h2".to_vec());
             }
-            let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| invalid(format!("host is not a valid TLS server name: {e}")))?;
+            let server_name = target.server_name.clone();
             let connector = TlsConnector::from(Arc::new(config));
             endpoint
                 .connect_with_connector(tower::service_fn(move |uri: Uri| {

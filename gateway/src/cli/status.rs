@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use meshgw_config::GatewayConfig;
-use meshgw_federation::api::client;
+use meshgw_federation::api::client::{self, ApiAddress};
 use meshgw_federation::api::pb::{ListPeersRequest, ListServicesRequest, PeerView, ServiceView};
 use meshgw_identity::{Identity, SpiffeServerVerifier, client_config, load_certs};
 use serde_json::json;
@@ -107,17 +108,12 @@ async fn fetch(t: &Target) -> Result<(Vec<PeerView>, Vec<ServiceView>)> {
     let id = Identity::load(&t.cert, &t.key)?;
     let verifier = SpiffeServerVerifier::new("gateway", load_certs(&t.ca)?, t.gateway_id.clone())?;
     let tls = client_config(&id, Arc::new(verifier), &[b"h2"])?;
-    probe(t, tls.clone()).await?;
+    let addr = ApiAddress::parse(&t.api)?;
+    probe(t, &addr, tls.clone()).await?;
     let connect = client::connect(&t.api, Some(tls));
-    let mut c = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+    let mut c = tokio::time::timeout(STAGE, connect)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "cannot talk to the gateway API at {}: no answer within 5s\n  is the host up, and does a firewall let TCP to {} through?",
-                t.api,
-                t.api
-            )
-        })?
+        .map_err(|_| silent(t, "the gRPC connection was not up"))?
         .map_err(|e| explain(t, &e))?;
     let peers = c
         .list_peers(ListPeersRequest {})
@@ -130,73 +126,110 @@ async fn fetch(t: &Target) -> Result<(Vec<PeerView>, Vec<ServiceView>)> {
     Ok((peers.into_inner().peers, services.into_inner().services))
 }
 
-/// Opens one TLS connection to the API and waits for the gateway's first
-/// HTTP/2 frame: a gateway that refuses this certificate sends a TLS alert (or
-/// closes) instead, which a gRPC call would only report as a broken pipe.
-async fn probe(t: &Target, tls: rustls::ClientConfig) -> Result<()> {
-    use tokio::io::AsyncReadExt;
-    let first_frame = async {
-        let tcp = tokio::net::TcpStream::connect(&t.api)
-            .await
-            .map_err(|e| explain(t, &e))?;
-        let name = rustls::pki_types::ServerName::try_from("localhost")?;
-        let mut s = tokio_rustls::TlsConnector::from(Arc::new(tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| explain(t, &e))?;
-        let mut buf = [0u8; 9];
-        match s.read(&mut buf).await {
-            Ok(0) => Err(anyhow::anyhow!(
-                "cannot talk to the gateway API at {}: it closed the connection right after the TLS handshake\n  {}",
-                t.api,
-                refused(t, "closing the connection")
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => Err(explain(t, &e)),
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), first_frame)
+/// Time allowed to each stage of reaching the API (TCP, TLS, first frame, gRPC).
+const STAGE: Duration = Duration::from_secs(5);
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Opens one TLS connection to the API, says hello in HTTP/2, and waits for
+/// the gateway's first frame, each stage with its own time limit and
+/// message: a gateway that refuses this certificate sends a TLS alert (or
+/// closes) at this point, which a gRPC call would only report as a broken pipe.
+async fn probe(t: &Target, addr: &ApiAddress, tls: rustls::ClientConfig) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::time::timeout(STAGE, tokio::net::TcpStream::connect(&addr.authority))
         .await
         .map_err(|_| {
             anyhow::anyhow!(
-                "cannot talk to the gateway API at {}: no answer within 5s\n  is the host up, and does a firewall let TCP to {} through?",
+                "cannot talk to the gateway API at {}: no TCP connection within {STAGE:?}\n  is the host up, and does a firewall let TCP to {} through?",
                 t.api,
-                t.api
+                addr.authority
             )
         })?
+        .map_err(|e| explain(t, &e))?;
+    let handshake =
+        tokio_rustls::TlsConnector::from(Arc::new(tls)).connect(addr.server_name.clone(), tcp);
+    let mut s = tokio::time::timeout(STAGE, handshake)
+        .await
+        .map_err(|_| silent(t, "TCP connected, but the TLS handshake did not finish"))?
+        .map_err(|e| explain(t, &e))?;
+    let first_frame = async {
+        s.write_all(H2_PREFACE).await?;
+        s.flush().await?;
+        let mut buf = [0u8; 9];
+        s.read(&mut buf).await
+    };
+    match tokio::time::timeout(STAGE, first_frame).await {
+        Err(_) => Err(silent(t, "TLS is up, but no HTTP/2 frame came back")),
+        Ok(Ok(0)) => Err(anyhow::anyhow!(
+            "cannot talk to the gateway API at {}: it closed the connection right after the TLS handshake\n  {}",
+            t.api,
+            refused(t, "it closed the connection")
+        )),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(explain(t, &e)),
+    }
+}
+
+/// A stage that got no answer in time, after the connection was made.
+fn silent(t: &Target, what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot talk to the gateway API at {}: {what} within {STAGE:?}\n  is {} a meshgw gateway's listen.api, and is the gateway overloaded or stuck (see its log)?",
+        t.api,
+        t.api
+    )
 }
 
 fn refused(t: &Target, how: &str) -> String {
     format!(
-        "the gateway refused this client certificate ({}) ({how}): use a certificate issued under the mesh root the gateway trusts (its tls.ca), e.g. the gateway's own tls.cert, or one from `meshgw ca workload`",
+        "the gateway refused this client certificate, {} ({how}): use a certificate issued under the mesh root the gateway trusts (its tls.ca), e.g. the gateway's own tls.cert, or one from `meshgw ca workload`",
         t.cert.display()
     )
 }
 
 /// Turns an error reaching the API into a message naming the cause and what to check.
 fn explain(t: &Target, err: &(dyn std::error::Error + 'static)) -> anyhow::Error {
-    let what = chain(err);
-    let next = match cause(err) {
-        Cause::NotListening => format!(
-            "nothing is listening there: is the gateway running, and is its listen.api {}?",
-            t.api
+    let (what, next) = match cause(err) {
+        Cause::NotListening => (
+            chain(err),
+            format!(
+                "nothing is listening there: is the gateway running, and is its listen.api {}?",
+                t.api
+            ),
         ),
-        Cause::CertificateRefused(alert) => refused(t, &format!("TLS alert {alert}")),
-        Cause::GatewayNotTrusted(why) => format!(
-            "the gateway's certificate was not accepted here ({why}): check that {} holds the root that signed it and that the gateway's SPIFFE ID is {}",
-            t.ca.display(),
-            t.gateway_id
+        Cause::CertificateRefused(alert) => (
+            format!("TLS alert {alert}"),
+            refused(t, &format!("TLS alert {alert}")),
         ),
-        Cause::Answered(_) => {
+        Cause::NotTheApi(why) => (
+            why,
+            format!(
+                "this port does not serve the catalog API over TLS: is {} the gateway's listen.api (not listen.admin, listen.forward or another service)?",
+                t.api
+            ),
+        ),
+        Cause::GatewayNotTrusted(why) => (
+            format!("the gateway's certificate was not accepted: {why}"),
+            format!(
+                "check that {} holds the root that signed the gateway's certificate and that the gateway's SPIFFE ID is {} (--cluster names the cluster)",
+                t.ca.display(),
+                t.gateway_id
+            ),
+        ),
+        Cause::Answered(what) => {
             return anyhow::anyhow!(
                 "the gateway API at {} answered with an error: {what}\n  the gateway is up; see its log and its admin /readyz for the cause (is its catalog store reachable?)",
                 t.api
             );
         }
-        Cause::Other => format!(
-            "is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
-            t.cert.display(),
-            t.gateway_id
+        Cause::Other => (
+            chain(err),
+            format!(
+                "is the gateway running and listening there (listen.api)? does it trust this certificate ({}), and is its SPIFFE ID {}?",
+                t.cert.display(),
+                t.gateway_id
+            ),
         ),
     };
     anyhow::anyhow!(

@@ -132,12 +132,19 @@ async fn open(
         source_cluster: me.clone(),
         ..h.clone()
     };
+    // With this gateway's cluster names in it the header may no longer fit.
+    let frame = route::encode_header(&hdr).map_err(|e| {
+        answer(
+            me,
+            RouteStatus::BadHeader,
+            format!("{e} once addressed to {cluster}"),
+        )
+    })?;
     let attempt = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
         send.write_all(&[STREAM_DATA])
             .await
             .map_err(|e| e.to_string())?;
-        let frame = route::encode_header(&hdr).map_err(|e| e.to_string())?;
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
         // Bounded by the whole exchange's limit below: the peer may spend
         // its own `timeouts.connect` on instances before it answers.

@@ -208,7 +208,7 @@ fn decode_snapshot(bytes: &[u8], state: &mut State, now: Instant) -> Result<u64,
     state.revision = d.i64()?;
     check_counter("revision", state.revision)?;
     state.next_lease = d.i64()?;
-    check_lease_id(state.next_lease)?;
+    check_lease_id(state.next_lease).map_err(|e| format!("next {e}"))?;
     let mut keys = Vec::new();
     for _ in 0..d.u64()? {
         let key = d.string()?;

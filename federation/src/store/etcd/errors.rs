@@ -70,7 +70,10 @@ pub(crate) fn map(e: etcd_client::Error, ep: &str) -> StoreError {
             describe(&e)
         ));
     }
-    StoreError::Other(format!("etcd at {ep}: {e}"))
+    StoreError::Other(format!(
+        "etcd at {ep}: {}; check etcd's log and health (etcdctl endpoint health)",
+        describe(&e)
+    ))
 }
 
 /// Puts the lease id into a `LeaseNotFound` mapped without it.

@@ -62,7 +62,17 @@ async fn forward(
                 let why = format!("etcd at {ep} closed the watch stream");
                 broken(&tx, why, next).await
             }
-            Err(e) => broken(&tx, format!("watch on etcd at {ep} broke: {e}"), next).await,
+            Err(e) => {
+                broken(
+                    &tx,
+                    format!(
+                        "watch on etcd at {ep} broke: {}",
+                        super::errors::describe(&e)
+                    ),
+                    next,
+                )
+                .await
+            }
         };
         if let Step::Stop = step {
             return;

@@ -156,7 +156,8 @@ pub async fn until_served_by(
         if Instant::now() > deadline {
             progress.done();
             bail!(
-                "step failed: {label}: calls not served by {cluster} within {timeout:?} (saw: {})",
+                "step failed: {}: calls not served by {cluster} within {timeout:?} (saw: {})",
+                label.trim_end(),
                 s.line()
             );
         }
