@@ -111,22 +111,9 @@ fn tf(dir: &Path, args: &[&str], limit: Duration) -> Result<String> {
     Ok(text)
 }
 
-/// Returns `n` consecutive loopback ports, free for TCP and UDP a moment ago.
+/// Returns `n` consecutive loopback ports reserved for this test process (see `ports`).
 fn port_range(n: u16) -> u16 {
-    for _ in 0..50 {
-        let base = meshgw_tests::ports::tcp().port();
-        if base < 20000 || base > 65535 - n {
-            continue;
-        }
-        let free = (base..base + n).all(|p| {
-            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-                && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free loopback ports");
+    meshgw_tests::ports::range(n)
 }
 
 /// Returns the processes whose command line mentions `needle`.
