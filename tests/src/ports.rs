@@ -7,7 +7,9 @@
 //! ports come from outside that range (`ip_local_port_range`), and each one
 //! is reserved for this process by an exclusive lock on a file named after
 //! it under the temp dir; the kernel drops the lock when the process exits,
-//! so nothing goes stale.
+//! so nothing goes stale. The files (empty, one per port ever used, under
+//! `$TMPDIR/meshgw-test-ports/`) stay: deleting one could let two processes
+//! lock two different files of the same name.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
