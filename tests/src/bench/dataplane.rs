@@ -40,8 +40,13 @@ pub struct Opts {
     pub rate: u32,
     /// Fixed-rate measured seconds per path.
     pub duration: u64,
-    /// Fixed-rate warm-up seconds per path (not recorded).
+    /// Fixed-rate warm-up seconds per path and round (not recorded).
     pub warmup: u64,
+    /// Fixed-rate rounds: each path's measured time is split into this many
+    /// slices, run in turn with the other paths' (direct, haproxy, same,
+    /// cross, direct, …), so a noisy stretch of the machine lands on every
+    /// path instead of on one.
+    pub rounds: u64,
     /// Fixed-rate client connections.
     pub connections: usize,
     /// Response body size.
@@ -62,6 +67,7 @@ impl Default for Opts {
             rate: 1000,
             duration: 20,
             warmup: 2,
+            rounds: 4,
             connections: 16,
             size: 1024,
             wrk_secs: 10,
@@ -72,7 +78,7 @@ impl Default for Opts {
     }
 }
 
-pub const USAGE: &str = "meshgw-bench dataplane [--rate N] [--duration SECS] [--warmup SECS] [--connections N] \
+pub const USAGE: &str = "meshgw-bench dataplane [--rate N] [--duration SECS] [--warmup SECS] [--rounds N] [--connections N] \
 [--size BYTES] [--wrk-duration SECS] [--wrk-connections N] [--transfer BYTES] [--markdown FILE]";
 
 impl Opts {
@@ -89,6 +95,7 @@ impl Opts {
                 "--rate" => o.rate = val()?.parse()?,
                 "--duration" => o.duration = val()?.parse()?,
                 "--warmup" => o.warmup = val()?.parse()?,
+                "--rounds" => o.rounds = val()?.parse()?,
                 "--connections" => o.connections = val()?.parse()?,
                 "--size" => o.size = val()?.parse()?,
                 "--wrk-duration" => o.wrk_secs = val()?.parse()?,
@@ -99,8 +106,14 @@ impl Opts {
             }
         }
         ensure!(
-            o.rate > 0 && o.duration > 0 && o.connections > 0,
-            "rate, duration and connections must be positive"
+            o.rate > 0 && o.duration > 0 && o.connections > 0 && o.rounds > 0,
+            "rate, duration, rounds and connections must be positive"
+        );
+        ensure!(
+            o.duration % o.rounds == 0,
+            "--duration ({}) must be a multiple of --rounds ({})",
+            o.duration,
+            o.rounds
         );
         Ok(o)
     }
@@ -316,38 +329,51 @@ async fn measure(
     let mut results: Vec<PathResult> = paths.iter().map(|_| PathResult::default()).collect();
     let settle = || tokio::time::sleep(Duration::from_secs(1));
 
-    // 1. Fixed rate.
-    for (p, r) in paths.iter().zip(results.iter_mut()) {
-        settle().await;
-        eprintln!(
-            "fixed rate: {} at {} req/s for {} s (+{} s warm-up)...",
-            p.name, opts.rate, opts.duration, opts.warmup
-        );
-        let fwd_a = forwarded(mesh, "a").unwrap_or(0);
-        let spec = LoadSpec {
-            target: p.addr,
-            host: HOST.into(),
-            path: path.clone(),
-            expect_len: opts.size,
-            rate: opts.rate,
-            duration: Duration::from_secs(opts.duration),
-            warmup: Duration::from_secs(opts.warmup),
-            connections: opts.connections,
-            grace: Duration::from_secs(10),
-        };
-        let meter = Meter::start(&procs)?;
-        let skip: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-        let (o0, s0) = (procs::others_cpu(&skip), procs::steal_ticks()?);
-        r.fixed = blocking(move || loadgen::run(&spec)).await?;
-        let (o1, s1) = (procs::others_cpu(&skip), procs::steal_ticks()?);
-        r.fixed_others = procs::others_delta(&o0, &o1);
-        r.fixed_steal = (s1.0 - s0.0) as f64 / (s1.1 - s0.1).max(1) as f64;
-        r.fixed_use = meter.finish()?;
-        if p.name == "meshgw same cluster" {
-            ensure!(
-                forwarded(mesh, "a").unwrap_or(0) == fwd_a,
-                "the same-cluster path went through a gateway"
+    // 1. Fixed rate, in rounds that take the paths in turn.
+    let slice = opts.duration / opts.rounds;
+    let mut steal = vec![(0u64, 0u64); paths.len()];
+    for round in 1..=opts.rounds {
+        for ((p, r), st) in paths.iter().zip(results.iter_mut()).zip(steal.iter_mut()) {
+            settle().await;
+            eprintln!(
+                "fixed rate, round {round}/{}: {} at {} req/s for {slice} s (+{} s warm-up)...",
+                opts.rounds, p.name, opts.rate, opts.warmup
             );
+            let fwd_a = forwarded(mesh, "a").unwrap_or(0);
+            let spec = LoadSpec {
+                target: p.addr,
+                host: HOST.into(),
+                path: path.clone(),
+                expect_len: opts.size,
+                rate: opts.rate,
+                duration: Duration::from_secs(slice),
+                warmup: Duration::from_secs(opts.warmup),
+                connections: opts.connections,
+                grace: Duration::from_secs(10),
+            };
+            let meter = Meter::start(&procs)?;
+            let skip: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+            let (o0, s0) = (procs::others_cpu(&skip), procs::steal_ticks()?);
+            let got = blocking(move || loadgen::run(&spec)).await?;
+            let (o1, s1) = (procs::others_cpu(&skip), procs::steal_ticks()?);
+            r.fixed.merge(got);
+            r.fixed_others += procs::others_delta(&o0, &o1);
+            *st = (st.0 + (s1.0 - s0.0), st.1 + (s1.1 - s0.1));
+            r.fixed_steal = st.0 as f64 / st.1.max(1) as f64;
+            let used = meter.finish()?;
+            if r.fixed_use.is_empty() {
+                r.fixed_use = used;
+            } else {
+                for (a, b) in r.fixed_use.iter_mut().zip(used) {
+                    a.add(b);
+                }
+            }
+            if p.name == "meshgw same cluster" {
+                ensure!(
+                    forwarded(mesh, "a").unwrap_or(0) == fwd_a,
+                    "the same-cluster path went through a gateway"
+                );
+            }
         }
     }
     ensure!(
@@ -464,12 +490,15 @@ fn render(
     writeln!(s, "### Results\n").unwrap();
     writeln!(
         s,
-        "Latency at a fixed {} req/s for {} s per path ({} requests, after {} s of unrecorded warm-up), µs, \
+        "Latency at a fixed {} req/s for {} s per path ({} requests), in {} rounds that take the paths in turn \
+         ({} s per path per round, each after {} s of unrecorded warm-up, so a noisy stretch of the machine is shared), µs, \
          measured from each request's intended send time; *added* is the path's percentile minus direct's. \
          Max rate: `wrk -t1 -c{} -d{}s`. Transfer: one `curl -o /dev/null` of {} bytes.\n",
         opts.rate,
         opts.duration,
         opts.rate as u64 * opts.duration,
+        opts.rounds,
+        opts.duration / opts.rounds,
         opts.warmup,
         opts.wrk_conns,
         opts.wrk_secs,
@@ -550,7 +579,7 @@ fn render(
          and its peak RSS (VmHWM{}) during that phase. CPU µs/req is fixed-rate CPU seconds over the {} requests of the phase \
          (warm-up included in neither). The server sidecar and gateway a serve two paths; each row is one path's phases.\n",
         if lifetime { ", could not be reset: peak since start" } else { ", reset before each phase" },
-        opts.rate as u64 * (opts.duration + opts.warmup),
+        opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup),
     )
     .unwrap();
     writeln!(s, "| path | process | CPU s @{0} req/s | CPU µs/req | peak RSS MiB @{0} req/s | CPU s wrk | peak RSS MiB wrk | CPU s transfer | peak RSS MiB transfer |", opts.rate).unwrap();
@@ -559,7 +588,7 @@ fn render(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     .unwrap();
-    let reqs = (opts.rate as u64 * (opts.duration + opts.warmup)) as f64;
+    let reqs = (opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup)) as f64;
     for (p, r) in paths.iter().zip(res) {
         for &i in &p.procs {
             let (f, w) = (r.fixed_use[i], r.wrk_use[i]);
@@ -680,4 +709,27 @@ fn render(
     )
     .unwrap();
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &str) -> Result<Opts> {
+        let v: Vec<String> = args.split_whitespace().map(String::from).collect();
+        Opts::parse(&v)
+    }
+
+    #[test]
+    fn options_parse_and_rounds_must_divide_the_duration() {
+        let o = parse("--duration 12 --rounds 3 --rate 500").unwrap();
+        assert_eq!((o.duration, o.rounds, o.rate), (12, 3, 500));
+        let d = parse("").unwrap();
+        assert_eq!(d.duration % d.rounds, 0, "the defaults must be valid");
+        let e = parse("--duration 10 --rounds 4").unwrap_err().to_string();
+        assert!(e.contains("multiple of --rounds"), "{e}");
+        assert!(parse("--rounds 0").is_err());
+        let e = parse("--bogus 1").unwrap_err().to_string();
+        assert!(e.contains("unknown argument --bogus"), "{e}");
+    }
 }

@@ -74,6 +74,21 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Adds another run's measurements (one round of the same path).
+    pub fn merge(&mut self, other: LoadResult) {
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self.release_late_us.extend(other.release_late_us);
+        self.release_late_us.sort_unstable();
+        self.scheduled += other.scheduled;
+        self.errors += other.errors;
+        self.timeouts += other.timeouts;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.elapsed += other.elapsed;
+    }
+
     /// Returns the `p`-quantile (0..=1) of the latencies, nearest rank, µs.
     pub fn pct(&self, p: f64) -> Option<u64> {
         pct(&self.latencies_us, p)
@@ -292,4 +307,36 @@ async fn one(conn: &mut Option<Sender>, spec: &LoadSpec) -> Result<()> {
         spec.expect_len
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_rounds_keep_every_sample_sorted_and_add_counts() {
+        let mut a = LoadResult {
+            latencies_us: vec![10, 30],
+            scheduled: 2,
+            errors: 1,
+            release_late_us: vec![5],
+            elapsed: Duration::from_secs(1),
+            ..Default::default()
+        };
+        a.merge(LoadResult {
+            latencies_us: vec![20, 40],
+            scheduled: 3,
+            timeouts: 1,
+            first_error: Some("x".into()),
+            release_late_us: vec![1],
+            elapsed: Duration::from_secs(2),
+            ..Default::default()
+        });
+        assert_eq!(a.latencies_us, vec![10, 20, 30, 40]);
+        assert_eq!(a.release_late_us, vec![1, 5]);
+        assert_eq!((a.scheduled, a.errors, a.timeouts), (5, 1, 1));
+        assert_eq!(a.first_error.as_deref(), Some("x"));
+        assert_eq!(a.elapsed, Duration::from_secs(3));
+        assert_eq!(a.pct(0.5), Some(20));
+    }
 }

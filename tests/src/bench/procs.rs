@@ -31,6 +31,15 @@ pub struct Usage {
     pub lifetime_peak: bool,
 }
 
+impl Usage {
+    /// Adds another stretch of the same phase: CPU summed, the higher peak.
+    pub fn add(&mut self, other: Usage) {
+        self.cpu_s += other.cpu_s;
+        self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
+        self.lifetime_peak |= other.lifetime_peak;
+    }
+}
+
 /// Returns the CPU seconds (user + system) `pid` has used so far.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
