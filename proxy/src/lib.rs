@@ -28,5 +28,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod route;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod route_check;
 pub mod sidecar;
 pub mod tls;

@@ -263,16 +263,13 @@ mod tests {
         ));
     }
 
-    /// The `route_frame` fuzz target's properties (fuzz/fuzz_targets/route_frame.rs),
+    /// The `route_frame` fuzz target's properties ([`crate::route_check`]),
     /// over a fixed-seed stream of random and mutated inputs, so they run in
     /// the normal suite.
     mod property {
-        use std::fmt::Debug;
-
         use super::super::*;
         use super::header;
-
-        type Decoded<T> = Result<Option<(T, usize)>, RouteError>;
+        use crate::route_check::check_both;
 
         /// xorshift64*: a tiny fixed-seed PRNG (no dependency).
         struct Rng(u64);
@@ -289,71 +286,6 @@ mod tests {
             fn below(&mut self, n: usize) -> usize {
                 (self.next() % n as u64) as usize
             }
-        }
-
-        /// Asserts the properties for one decoder on `buf`, with the prefix
-        /// `buf[..split]` standing for the bytes that arrived first.
-        fn check<T: Clone + PartialEq + Debug>(
-            buf: &[u8],
-            split: usize,
-            decode: fn(&[u8]) -> Decoded<T>,
-            encode: fn(&T) -> Vec<u8>,
-        ) {
-            let whole = decode(buf);
-            let prefix = decode(&buf[..split]);
-            assert!(
-                prefix == Ok(None) || prefix == whole,
-                "prefix of {split} bytes gave {prefix:?}, whole buffer {whole:?}: {buf:?}"
-            );
-            let announced =
-                (buf.len() >= 6).then(|| usize::from(u16::from_be_bytes([buf[4], buf[5]])));
-            if buf.len() >= 6 && buf[..3] == MAGIC[..] && buf[3] == VERSION {
-                let len = announced.unwrap();
-                if len > MAX_BODY {
-                    assert_eq!(whole, Err(RouteError::TooLarge(len)), "{buf:?}");
-                }
-            }
-            match whole {
-                Ok(Some((v, n))) => {
-                    let len = announced.expect("accepted a frame shorter than 6 bytes");
-                    assert_eq!(n, 6 + len, "consumed vs announced: {buf:?}");
-                    assert!(n <= buf.len(), "consumed {n} of {} bytes", buf.len());
-                    assert!(len <= MAX_BODY, "accepted a body of {len} bytes");
-                    assert_eq!(decode(&buf[..n]), Ok(Some((v.clone(), n))), "frame alone");
-                    let frame = encode(&v);
-                    assert_eq!(decode(&frame), Ok(Some((v, frame.len()))), "re-encoded");
-                }
-                Ok(None) => {
-                    let complete = announced.is_some_and(|len| buf.len() >= 6 + len);
-                    assert!(!complete, "asked for more with a complete frame: {buf:?}");
-                }
-                Err(e) => {
-                    if buf.len() >= 6 {
-                        match &e {
-                            RouteError::BadMagic => assert_ne!(buf[..3], MAGIC[..]),
-                            RouteError::Version(v) => assert_eq!(*v, buf[3]),
-                            RouteError::TooLarge(n) => assert!(*n > MAX_BODY),
-                            RouteError::Malformed(_) => {}
-                        }
-                    }
-                    assert!(!e.to_string().is_empty());
-                    // The gateway sends the error back in a `bad_header` answer
-                    // (gateway/src/forward/{listener,inbound}.rs): it must fit.
-                    let answer = RouteAnswer {
-                        status: RouteStatus::BadHeader,
-                        reason: format!("gateway gcp-europe-west1: {e}"),
-                    };
-                    let frame = encode_answer(&answer);
-                    assert_eq!(decode_answer(&frame), Ok(Some((answer, frame.len()))));
-                }
-            }
-        }
-
-        fn check_both(buf: &[u8], split: usize) {
-            check(buf, split, decode_header, |h| {
-                encode_header(h).expect("an accepted header re-encodes")
-            });
-            check(buf, split, decode_answer, encode_answer);
         }
 
         /// Returns a frame with `body` and its true length.
