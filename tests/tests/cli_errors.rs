@@ -4,6 +4,7 @@
 //! client certificate.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
@@ -120,6 +121,24 @@ async fn an_unreachable_etcd_keeps_the_gateway_up_unready_with_a_hint() -> Resul
     Ok(())
 }
 
+/// Runs `meshgw status` against the API at `api` of cluster `a` with the
+/// given trust bundle and client certificate; returns (success, stderr).
+fn status_at(api: &str, ca: &Path, cert: &Path, key: &Path) -> Result<(bool, String)> {
+    stderr_of(&[
+        "status",
+        "--api",
+        api,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--cluster",
+        "a",
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_with_a_certificate_from_another_ca_is_refused_clearly() -> Result<()> {
     let m = MeshBuilder::new()
@@ -131,19 +150,7 @@ async fn status_with_a_certificate_from_another_ca_is_refused_clearly() -> Resul
     let (cert, key) = other.workload("a", "default", "ops")?;
     let gw: &GatewayProc = &m.clusters["a"].gateways[0];
     let api = gw.spec.api.to_string();
-    let (ok, err) = stderr_of(&[
-        "status",
-        "--api",
-        &api,
-        "--ca",
-        m.pki.root().to_str().unwrap(),
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--cluster",
-        "a",
-    ])?;
+    let (ok, err) = status_at(&api, &m.pki.root(), &cert, &key)?;
     ensure!(!ok, "status succeeded with a foreign certificate");
     ensure!(
         err.contains("cannot talk to the gateway API")
@@ -165,19 +172,7 @@ async fn status_pointed_at_a_port_that_is_not_the_api_says_so() -> Result<()> {
     // The admin port speaks plain HTTP; the forward port TLS with another ALPN.
     for port in [gw.spec.admin, gw.spec.forward] {
         let api = port.to_string();
-        let (ok, err) = stderr_of(&[
-            "status",
-            "--api",
-            &api,
-            "--ca",
-            m.pki.root().to_str().unwrap(),
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--cluster",
-            "a",
-        ])?;
+        let (ok, err) = status_at(&api, &m.pki.root(), &cert, &key)?;
         ensure!(!ok, "status succeeded against {api}");
         ensure!(
             err.contains("this port does not serve the catalog API") && err.contains("listen.api"),
