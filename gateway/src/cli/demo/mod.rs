@@ -22,6 +22,7 @@ use clap::Args;
 use meshgw_config::{GatewayConfig, SidecarConfig};
 use meshgw_identity::pki;
 
+use self::apps::Call;
 use self::client::Api;
 use self::config::{DemoCluster, DemoWorkload};
 use self::procs::Gateway;
@@ -199,27 +200,30 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
         "\n-- traffic: orders (vm-onprem) and checkout (aws-us-east-1) call http://payments.default.mesh/,"
     );
     println!("   orders calls inventory (TCP) at {inventory_via}, its sidecar's upstream listener");
-    let o = traffic::drive(&orders, ORDERS, 20).await;
-    println!("  {ORDERS}: {}", o.line());
-    ensure(
-        o.ok == 20 && o.served_only_by(&["aws-us-east-1", "gcp-europe-west1"]),
+    batch(
+        &orders,
+        ORDERS,
+        20,
+        &["aws-us-east-1", "gcp-europe-west1"],
         "orders' calls all cross to aws or gcp",
-        &o,
-    )?;
-    let k = traffic::drive(&checkout, CHECKOUT, 20).await;
-    println!("  {CHECKOUT}: {}", k.line());
-    ensure(
-        k.ok == 20 && k.served_only_by(&["aws-us-east-1"]),
+    )
+    .await?;
+    batch(
+        &checkout,
+        CHECKOUT,
+        20,
+        &["aws-us-east-1"],
         "checkout's calls all stay in aws (local first)",
-        &k,
-    )?;
-    let i = traffic::drive(&inventory, INVENTORY, 10).await;
-    println!("  {INVENTORY}: {}", i.line());
-    ensure(
-        i.ok == 10 && i.served_only_by(&["gcp-europe-west1"]),
+    )
+    .await?;
+    batch(
+        &inventory,
+        INVENTORY,
+        10,
+        &["gcp-europe-west1"],
         "orders' TCP connections to inventory all reach gcp",
-        &i,
-    )?;
+    )
+    .await?;
     step(
         "cross-cluster calls (HTTP and TCP) go through both gateways and a QUIC tunnel; local calls stay local",
     );
@@ -304,9 +308,13 @@ async fn script(dir: PathBuf, once: bool) -> Result<()> {
     std::future::pending::<Result<()>>().await
 }
 
-fn ensure(ok: bool, what: &str, stats: &traffic::Stats) -> Result<()> {
-    if !ok {
-        bail!("step failed: {what} (saw: {})", stats.line());
+/// Makes `n` calls under `label`, prints what they saw, and fails the step
+/// `what` unless all succeeded and were served only by `by`.
+async fn batch(c: &impl Call, label: &str, n: usize, by: &[&str], what: &str) -> Result<()> {
+    let s = traffic::drive(c, label, n).await;
+    println!("  {label}: {}", s.line());
+    if s.ok != n || !s.served_only_by(by) {
+        bail!("step failed: {what} (saw: {})", s.line());
     }
     Ok(())
 }
