@@ -295,6 +295,26 @@ fn readme_table(readme: &str, heading: &str) -> Result<Vec<Vec<String>>> {
 
 /// Each module's README documents exactly its inputs (name, type, default,
 /// description) and outputs, as variables*.tf and outputs.tf declare them.
+/// Notes each row of a README `table` that is repeated or names no `what`
+/// of module `name` (`known` says which names exist).
+fn stray_rows(
+    problems: &mut Vec<String>,
+    name: &str,
+    table: &str,
+    what: &str,
+    rows: &[Vec<String>],
+    known: impl Fn(&str) -> bool,
+) {
+    for r in rows {
+        if rows.iter().filter(|x| x[0] == r[0]).count() > 1 || !known(&r[0]) {
+            problems.push(format!(
+                "modules/{name}: {table} row {} is not one {what} of the module",
+                r[0]
+            ));
+        }
+    }
+}
+
 #[test]
 fn module_readmes_list_every_variable_and_output_with_type_and_default() -> Result<()> {
     let modules = repo().join("terraform/modules");
@@ -343,16 +363,9 @@ fn module_readmes_list_every_variable_and_output_with_type_and_default() -> Resu
                 )),
             }
         }
-        for r in &rows {
-            if rows.iter().filter(|x| x[0] == r[0]).count() > 1
-                || !vars.iter().any(|(v, _)| *v == r[0])
-            {
-                problems.push(format!(
-                    "modules/{name}: Inputs row {} is not one variable of the module",
-                    r[0]
-                ));
-            }
-        }
+        stray_rows(&mut problems, &name, "Inputs", "variable", &rows, |r| {
+            vars.iter().any(|(v, _)| *v == r)
+        });
 
         let outputs = tf_blocks(&std::fs::read_to_string(dir.join("outputs.tf"))?, "output");
         let rows = readme_table(&readme, "Outputs")
@@ -365,16 +378,9 @@ fn module_readmes_list_every_variable_and_output_with_type_and_default() -> Resu
                 problems.push(format!("modules/{name}: output {out} not in the README's Outputs table (with a description)"));
             }
         }
-        for r in &rows {
-            if rows.iter().filter(|x| x[0] == r[0]).count() > 1
-                || !outputs.iter().any(|(o, _)| *o == r[0])
-            {
-                problems.push(format!(
-                    "modules/{name}: Outputs row {} is not one output of the module",
-                    r[0]
-                ));
-            }
-        }
+        stray_rows(&mut problems, &name, "Outputs", "output", &rows, |r| {
+            outputs.iter().any(|(o, _)| *o == r)
+        });
         ensure!(
             !vars.is_empty() && !outputs.is_empty(),
             "modules/{name}: no variables or outputs parsed"
