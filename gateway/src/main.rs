@@ -82,13 +82,6 @@ fn main() -> ExitCode {
 /// The error and its causes on one line, leaving out a cause whose text an
 /// outer message already quotes (many errors here name their source).
 fn message(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
+    let e: &(dyn std::error::Error + 'static) = e.as_ref();
+    meshgw_federation::error_text::chain(e)
 }

@@ -106,7 +106,7 @@ pub async fn connect(
     };
     let channel = connected.map_err(|source| ApiError::Connect {
         addr: addr.to_string(),
-        detail: super::error::chain(&source),
+        detail: crate::error_text::chain(&source),
         source,
     })?;
     Ok(CatalogClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))

@@ -35,19 +35,6 @@ pub enum ApiError {
     },
 }
 
-/// Returns `e` and its sources joined by `: ` (tonic's transport error alone
-/// says only "transport error").
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
 /// Returns the gRPC status for a store error, telling the caller what to do next.
 pub(crate) fn store_status(e: StoreError) -> Status {
     match e {

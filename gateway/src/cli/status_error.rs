@@ -4,8 +4,8 @@
 //! answering with an error of its own.
 
 use std::error::Error;
-use std::fmt::Write;
 
+use meshgw_federation::error_text::join;
 use rustls::AlertDescription as Alert;
 
 /// What went wrong reaching the gateway's API, found in an error's chain.
@@ -95,19 +95,10 @@ fn about_certificates(alert: Alert) -> bool {
 
 /// The whole chain of `err` as one line (a gRPC status as code and message).
 pub fn chain(err: &(dyn Error + 'static)) -> String {
-    let mut out = match err.downcast_ref::<tonic::Status>() {
-        Some(s) => format!("{:?}: {}", s.code(), s.message()),
-        None => err.to_string(),
-    };
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            let _ = write!(out, ": {s}");
-        }
-        cur = e.source();
+    match err.downcast_ref::<tonic::Status>() {
+        Some(s) => join(format!("{:?}: {}", s.code(), s.message()), s.source()),
+        None => meshgw_federation::error_text::chain(err),
     }
-    out
 }
 
 #[cfg(test)]

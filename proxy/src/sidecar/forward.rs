@@ -167,7 +167,7 @@ impl AppForwarder {
                     "meshgw inbound: cannot reach the app at {} ({}): {}; is it listening on service.app?",
                     self.app,
                     self.protocol.as_str(),
-                    chain(&e)
+                    meshgw_federation::error_text::chain(&e)
                 ),
             )),
             Err(_) => Err((
@@ -194,15 +194,4 @@ pub fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

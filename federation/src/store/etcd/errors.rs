@@ -2,6 +2,7 @@
 
 use tonic::Code;
 
+use crate::error_text::join;
 use crate::store::{LeaseId, StoreError};
 
 /// Returns whether `e` means the endpoint could not be reached or could not
@@ -25,22 +26,13 @@ pub(crate) fn is_unreachable(e: &etcd_client::Error) -> bool {
 /// transport error and its causes — not tonic's debug dump of them.
 pub(crate) fn describe(e: &etcd_client::Error) -> String {
     use std::error::Error as _;
-    let (mut out, mut cause) = match e {
+    match e {
         etcd_client::Error::GRpcStatus(s) => {
-            (format!("{:?}: {}", s.code(), s.message()), s.source())
+            join(format!("{:?}: {}", s.code(), s.message()), s.source())
         }
-        etcd_client::Error::TransportError(t) => (t.to_string(), t.source()),
-        other => return other.to_string(),
-    };
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
+        etcd_client::Error::TransportError(t) => crate::error_text::chain(t),
+        other => other.to_string(),
     }
-    out
 }
 
 /// Maps an error from the endpoint `ep`.
