@@ -14,8 +14,8 @@
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -40,10 +40,14 @@ fn pool() -> (u16, u16) {
     }
 }
 
-fn lock_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join("meshgw-test-ports");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
+/// The directory of the lock files, created once per process.
+fn lock_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join("meshgw-test-ports");
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
 }
 
 /// Locks the file of `port` for this process; false if another process holds it.
