@@ -94,6 +94,10 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
     let timeouts = root
         .table_or_empty(d, "timeouts", &empty)
         .and_then(|t| sections::timeouts(&t, d));
+    let workers = root
+        .table_or_empty(d, "runtime", &empty)
+        .and_then(|t| t.integer(d, "workers", 1, 64))
+        .map(|w| usize::try_from(w.value).expect("checked range"));
     ports.check(d);
     Some(SidecarConfig {
         mesh: mesh?,
@@ -107,6 +111,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
         tls: tls?,
         admin: admin?,
         timeouts: timeouts?,
+        workers: workers?,
         source,
     })
 }

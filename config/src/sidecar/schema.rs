@@ -58,6 +58,12 @@ pub static SIDECAR_SCHEMA: TableSpec = TableSpec {
         ),
         KeySpec::table("admin", &ADMIN, Optional, "The admin HTTP server."),
         KeySpec::table("timeouts", &TIMEOUTS, Optional, "Proxy timeouts."),
+        KeySpec::table(
+            "runtime",
+            &RUNTIME,
+            Optional,
+            "The threads the sidecar runs on.",
+        ),
     ],
 };
 
@@ -286,6 +292,16 @@ static ADMIN: TableSpec = TableSpec {
         "\"ip:port\"",
         Default("127.0.0.1:15000"),
         "TCP address of the admin HTTP server: `/healthz`, `/readyz`, `/metrics`.",
+    )],
+};
+
+static RUNTIME: TableSpec = TableSpec {
+    header: "[runtime]",
+    keys: &[KeySpec::value(
+        "workers",
+        "integer",
+        Default("1"),
+        "Threads that run the proxy, 1 to 64. 1 runs everything on one thread: the least CPU and added latency per request, and up to one core of proxying; raise it for a workload whose traffic needs more.",
     )],
 };
 

@@ -34,6 +34,9 @@ pub struct SidecarConfig {
     pub admin: SocketAddr,
     /// `[timeouts]`: proxy timeouts.
     pub timeouts: Timeouts,
+    /// `[runtime] workers`: threads that run the proxy (1: one thread, no
+    /// hand-offs between threads).
+    pub workers: usize,
     /// The absolute path of the file this configuration was read from.
     pub source: PathBuf,
 }

@@ -22,7 +22,17 @@ pub fn gateway(config: &Path) -> Result<()> {
 /// `meshgw sidecar --config FILE`.
 pub fn sidecar(config: &Path) -> Result<()> {
     let cfg = SidecarConfig::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let rt = tokio::runtime::Runtime::new()?;
+    // One worker (the default): a current-thread runtime, so a request's
+    // tasks hand over to each other without waking another thread.
+    let rt = match cfg.workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     rt.block_on(meshgw_proxy::sidecar::run(cfg))?;
     Ok(())
 }

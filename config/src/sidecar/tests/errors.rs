@@ -49,6 +49,7 @@ fn values_are_checked() {
     let text = edit(&text, "unhealthy_after = 3", "unhealthy_after = \"3\"");
     let text = edit(&text, "idle = \"1m\"", "idle = \"0s\"");
     let text = edit(&text, "version = \"v1\"", "version = 1");
+    let text = edit(&text, "workers = 2", "workers = 0");
     let errs = fx.errors(&text);
     let at = |key: &str, needle: &str, want: &str| {
         let e = only(&errs, key);
@@ -85,7 +86,8 @@ fn values_are_checked() {
         "version = 1",
         "expected a string, found integer",
     );
-    assert_eq!(errs.0.len(), 10, "{errs}");
+    at("runtime.workers", "workers = 0", "use 1 to 64");
+    assert_eq!(errs.0.len(), 11, "{errs}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ fn full_config_loads_every_key() {
     assert_eq!(c.tls.key, fx.path("pki/a/default.payments.key"));
     assert_eq!(c.admin, "127.0.0.1:15000".parse().unwrap());
     assert_eq!(c.timeouts.idle, Duration::from_secs(60));
+    assert_eq!(c.workers, 2);
     assert_eq!(c.source, fx.path("sidecar.toml"));
 }
 
@@ -64,6 +65,7 @@ fn minimal_config_takes_documented_defaults() {
     assert_eq!(t.idle, Duration::from_secs(300));
     assert_eq!(t.request, Duration::from_secs(30));
     assert_eq!(t.drain, Duration::from_secs(5));
+    assert_eq!(c.workers, 1, "one thread unless asked");
 }
 
 #[test]

@@ -73,6 +73,9 @@ connect = "1s"
 idle = "1m"
 request = "10s"
 drain = "3s"
+
+[runtime]
+workers = 2
 "#;
 
 /// The least a sidecar config needs; every other key takes its default.
