@@ -23,8 +23,9 @@ use crate::catalog::{LocalEndpoint, View};
 /// Where a connection for a service goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    /// A healthy local instance, reached directly at its sidecar's inbound.
-    Local(LocalEndpoint),
+    /// A healthy local instance, reached directly at its sidecar's inbound
+    /// (shared with the catalog view: a pick copies no endpoint).
+    Local(Arc<LocalEndpoint>),
     /// Another cluster, reached through the local gateway.
     ViaGateway {
         /// The target cluster's name.
@@ -81,15 +82,50 @@ struct Health {
     ejected_until: Option<Instant>,
 }
 
-type Key = (ServiceName, String);
+/// What the balancer remembers of one service's targets, by local
+/// instance id and by cluster name (looked up without building keys).
+#[derive(Debug, Default)]
+struct PerService {
+    load: HashMap<String, Arc<Stats>>,
+    local: HashMap<String, Health>,
+    clusters: HashMap<String, Health>,
+}
+
+impl PerService {
+    fn health_mut(&mut self, target: &Target) -> &mut Health {
+        let (map, name) = match target {
+            Target::Local(ep) => (&mut self.local, &ep.id),
+            Target::ViaGateway { cluster } => (&mut self.clusters, cluster),
+        };
+        if !map.contains_key(name) {
+            map.insert(name.clone(), Health::default());
+        }
+        map.get_mut(name).expect("just inserted")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.load.is_empty() && self.local.is_empty() && self.clusters.is_empty()
+    }
+}
 
 #[derive(Debug)]
 struct Inner {
     rng: StdRng,
-    stats: HashMap<Key, Arc<Stats>>,
-    health: HashMap<Key, Health>,
+    services: HashMap<ServiceName, PerService>,
     /// The catalog revision the maps were last pruned against.
     pruned_at: i64,
+}
+
+/// Whether `exclude` (target keys) names local instance `id`.
+fn excludes_local(exclude: &[String], id: &str) -> bool {
+    exclude.iter().any(|k| k.strip_prefix("local/") == Some(id))
+}
+
+/// Whether `exclude` (target keys) names `cluster`.
+fn excludes_cluster(exclude: &[String], cluster: &str) -> bool {
+    exclude
+        .iter()
+        .any(|k| k.strip_prefix("cluster/") == Some(cluster))
 }
 
 /// Counts one request in flight to a target until dropped.
@@ -141,8 +177,7 @@ impl Balancer {
             policy,
             inner: Mutex::new(Inner {
                 rng,
-                stats: HashMap::new(),
-                health: HashMap::new(),
+                services: HashMap::new(),
                 pruned_at: 0,
             }),
         }
@@ -163,18 +198,18 @@ impl Balancer {
         if view.revision != inner.pruned_at {
             inner.prune(view);
         }
-        let locals: Vec<&LocalEndpoint> = view
+        let locals: Vec<&Arc<LocalEndpoint>> = view
             .local
             .get(svc)
             .map(|eps| {
                 eps.iter()
-                    .filter(|e| e.healthy && !exclude.contains(&format!("local/{}", e.id)))
+                    .filter(|e| e.healthy && !excludes_local(exclude, &e.id))
                     .collect()
             })
             .unwrap_or_default();
         let (live, ejected): (Vec<_>, Vec<_>) = locals
             .into_iter()
-            .partition(|e| !inner.is_ejected(svc, &format!("local/{}", e.id), now));
+            .partition(|e| !inner.is_ejected(svc, &Side::Local, &e.id, now));
         let same_zone: Vec<_> = live
             .iter()
             .copied()
@@ -212,9 +247,11 @@ impl Balancer {
             .get(svc)?
             .iter()
             .filter(|c| c.healthy > 0 && !c.stale)
-            .map(|c| (format!("cluster/{}", c.cluster), c))
-            .filter(|(k, _)| !exclude.contains(k) && !inner.is_ejected(svc, k, now))
-            .map(|(_, c)| (view.peer_rtt.get(&c.cluster).copied(), c.cluster.as_str()))
+            .filter(|c| {
+                !excludes_cluster(exclude, &c.cluster)
+                    && !inner.is_ejected(svc, &Side::Cluster, &c.cluster, now)
+            })
+            .map(|c| (view.peer_rtt.get(&c.cluster).copied(), c.cluster.as_str()))
             .collect();
         // Known RTTs first, lowest first; unknown last; then by name.
         usable.sort_by_key(|(rtt, name)| (rtt.is_none(), *rtt, *name));
@@ -226,7 +263,10 @@ impl Balancer {
     /// row ejects it for the ejection window.
     pub fn report(&self, svc: &ServiceName, target: &Target, ok: bool, now: Instant) {
         let mut inner = self.inner.lock().expect("balancer lock");
-        let h = inner.health.entry((svc.clone(), target.key())).or_default();
+        if ok && inner.is_healthy(svc, target) {
+            return;
+        }
+        let h = inner.service_mut(svc).health_mut(target);
         if ok {
             *h = Health::default();
             return;
@@ -243,11 +283,21 @@ impl Balancer {
     /// Returns the number of requests in flight to `target` of `svc`.
     pub fn in_flight(&self, svc: &ServiceName, target: &Target) -> usize {
         let inner = self.inner.lock().expect("balancer lock");
+        let Target::Local(ep) = target else {
+            return 0;
+        };
         inner
-            .stats
-            .get(&(svc.clone(), target.key()))
+            .services
+            .get(svc)
+            .and_then(|p| p.load.get(&ep.id))
             .map_or(0, |s| s.in_flight.load(Ordering::Relaxed))
     }
+}
+
+/// Which of a service's target maps a name is looked up in.
+enum Side {
+    Local,
+    Cluster,
 }
 
 impl Inner {
@@ -256,42 +306,67 @@ impl Inner {
     /// service), so that churn does not grow the maps without bound. Load
     /// counters still held by a request in flight are kept until it ends.
     fn prune(&mut self, view: &View) {
-        let listed = |(svc, key): &Key| {
-            if let Some(id) = key.strip_prefix("local/") {
+        self.services.retain(|svc, per| {
+            let local = |id: &String| {
                 view.local
                     .get(svc)
-                    .is_some_and(|eps| eps.iter().any(|e| e.id == id))
-            } else if let Some(cluster) = key.strip_prefix("cluster/") {
+                    .is_some_and(|eps| eps.iter().any(|e| &e.id == id))
+            };
+            let cluster = |name: &String| {
                 view.remote
                     .get(svc)
-                    .is_some_and(|cs| cs.iter().any(|c| c.cluster == cluster))
-            } else {
-                false
-            }
-        };
-        self.stats
-            .retain(|k, s| Arc::strong_count(s) > 1 || listed(k));
-        self.health.retain(|k, _| listed(k));
+                    .is_some_and(|cs| cs.iter().any(|c| &c.cluster == name))
+            };
+            per.load
+                .retain(|id, s| Arc::strong_count(s) > 1 || local(id));
+            per.local.retain(|id, _| local(id));
+            per.clusters.retain(|name, _| cluster(name));
+            !per.is_empty()
+        });
         self.pruned_at = view.revision;
     }
 
-    fn is_ejected(&self, svc: &ServiceName, key: &str, now: Instant) -> bool {
-        self.health
-            .get(&(svc.clone(), key.to_owned()))
+    fn service_mut(&mut self, svc: &ServiceName) -> &mut PerService {
+        if !self.services.contains_key(svc) {
+            self.services.insert(svc.clone(), PerService::default());
+        }
+        self.services.get_mut(svc).expect("just inserted")
+    }
+
+    /// Whether `target` has no failures on record (nothing to clear).
+    fn is_healthy(&self, svc: &ServiceName, target: &Target) -> bool {
+        let Some(per) = self.services.get(svc) else {
+            return true;
+        };
+        let h = match target {
+            Target::Local(ep) => per.local.get(&ep.id),
+            Target::ViaGateway { cluster } => per.clusters.get(cluster),
+        };
+        h.is_none_or(|h| h.failures == 0 && h.ejected_until.is_none())
+    }
+
+    fn is_ejected(&self, svc: &ServiceName, side: &Side, name: &str, now: Instant) -> bool {
+        self.services
+            .get(svc)
+            .and_then(|per| match side {
+                Side::Local => per.local.get(name),
+                Side::Cluster => per.clusters.get(name),
+            })
             .and_then(|h| h.ejected_until)
             .is_some_and(|until| now < until)
     }
 
     fn load(&mut self, svc: &ServiceName, ep: &LocalEndpoint) -> Arc<Stats> {
-        self.stats
-            .entry((svc.clone(), format!("local/{}", ep.id)))
-            .or_default()
-            .clone()
+        let per = self.service_mut(svc);
+        if let Some(s) = per.load.get(&ep.id) {
+            return s.clone();
+        }
+        per.load.entry(ep.id.clone()).or_default().clone()
     }
 
     /// Power of two choices: two distinct random candidates, the one with
     /// fewer requests in flight wins, then the heavier weight, then the first.
-    fn p2c(&mut self, svc: &ServiceName, tier: &[&LocalEndpoint]) -> Pick {
+    fn p2c(&mut self, svc: &ServiceName, tier: &[&Arc<LocalEndpoint>]) -> Pick {
         let a = self.rng.random_range(0..tier.len());
         let chosen = if tier.len() == 1 {
             a
@@ -313,7 +388,7 @@ impl Inner {
         let stats = self.load(svc, tier[chosen]);
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         Pick {
-            target: Target::Local(tier[chosen].clone()),
+            target: Target::Local(Arc::clone(tier[chosen])),
             guard: InFlight(Some(stats)),
         }
     }

@@ -36,7 +36,8 @@ fn remote(cluster: &str, healthy: u32, stale: bool) -> RemoteCluster {
 
 fn view(local: Vec<LocalEndpoint>, remote: Vec<RemoteCluster>) -> View {
     let mut v = View::default();
-    v.local.insert(svc(), local);
+    v.local
+        .insert(svc(), local.into_iter().map(Arc::new).collect());
     v.remote.insert(svc(), remote);
     v
 }
@@ -130,7 +131,7 @@ fn three_failures_eject_for_ten_seconds_and_calls_spill_to_another_cluster() {
     let local = ep("a", "eu", "eu-a");
     let v = view(vec![local.clone()], vec![remote("b", 2, false)]);
     let b = balancer(3);
-    let target = Target::Local(local);
+    let target = Target::Local(Arc::new(local));
     b.report(&svc(), &target, false, t0);
     b.report(&svc(), &target, false, t0);
     assert_eq!(key(&b.choose(&v, &svc(), t0, &[])), "local/a");
@@ -148,7 +149,7 @@ fn a_success_resets_the_failure_count() {
     let local = ep("a", "eu", "eu-a");
     let v = view(vec![local.clone()], vec![remote("b", 2, false)]);
     let b = balancer(3);
-    let target = Target::Local(local);
+    let target = Target::Local(Arc::new(local));
     for ok in [false, false, true, false, false] {
         b.report(&svc(), &target, ok, t0);
     }
@@ -162,7 +163,7 @@ fn an_ejected_endpoint_is_a_last_resort() {
     let v = view(vec![local.clone()], vec![]);
     let b = balancer(3);
     for _ in 0..3 {
-        b.report(&svc(), &Target::Local(local.clone()), false, t0);
+        b.report(&svc(), &Target::Local(Arc::new(local.clone())), false, t0);
     }
     assert_eq!(key(&b.choose(&v, &svc(), t0, &[])), "local/a");
 }
@@ -242,7 +243,7 @@ fn targets_the_catalog_drops_are_forgotten_unless_in_flight() {
     b.report(&svc(), &west, false, now);
     {
         let inner = b.inner.lock().unwrap();
-        assert!(inner.health.contains_key(&(svc(), "cluster/west".into())));
+        assert!(inner.services[&svc()].clusters.contains_key("west"));
     }
     // Revision 2 lists neither instance nor the remote cluster.
     let mut gone = view(vec![ep("c", "eu", "eu-a")], vec![]);
@@ -250,16 +251,22 @@ fn targets_the_catalog_drops_are_forgotten_unless_in_flight() {
     let _ = b.choose(&gone, &svc(), now, &[]);
     {
         let inner = b.inner.lock().unwrap();
-        let keys: Vec<&str> = inner.stats.keys().map(|(_, k)| k.as_str()).collect();
-        assert!(keys.contains(&held.target.key().as_str()), "{keys:?}");
-        assert!(!keys.contains(&other), "{keys:?}");
-        assert!(inner.health.is_empty(), "{:?}", inner.health);
+        let per = &inner.services[&svc()];
+        let keys: Vec<String> = per.load.keys().map(|id| format!("local/{id}")).collect();
+        assert!(keys.contains(&held.target.key()), "{keys:?}");
+        assert!(!keys.iter().any(|k| k == other), "{keys:?}");
+        assert!(
+            per.local.is_empty() && per.clusters.is_empty(),
+            "{:?} {:?}",
+            per.local,
+            per.clusters
+        );
     }
     // The request in flight ends: the next revision forgets it too.
     drop(held);
     gone.revision = 3;
     let _ = b.choose(&gone, &svc(), now, &[]);
     let inner = b.inner.lock().unwrap();
-    let keys: Vec<&str> = inner.stats.keys().map(|(_, k)| k.as_str()).collect();
-    assert_eq!(keys, vec!["local/c"]);
+    let keys: Vec<&String> = inner.services[&svc()].load.keys().collect();
+    assert_eq!(keys, vec!["c"]);
 }

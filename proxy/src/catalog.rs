@@ -56,7 +56,7 @@ pub struct RemoteCluster {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
     /// Instances registered in this cluster, by service, sorted by id.
-    pub local: HashMap<ServiceName, Vec<LocalEndpoint>>,
+    pub local: HashMap<ServiceName, Vec<Arc<LocalEndpoint>>>,
     /// Imports from other clusters, by service, sorted by cluster.
     pub remote: HashMap<ServiceName, Vec<RemoteCluster>>,
     /// Smoothed tunnel RTT from the local gateway to each connected peer.
@@ -109,7 +109,7 @@ impl View {
         for msg in &resp.instances_upserted {
             match Instance::try_from(msg.clone()) {
                 Ok(inst) => {
-                    let ep = LocalEndpoint::from_instance(&inst);
+                    let ep = Arc::new(LocalEndpoint::from_instance(&inst));
                     upsert(&mut self.local, inst.service, ep, |a, b| a.id.cmp(&b.id));
                 }
                 Err(e) => {

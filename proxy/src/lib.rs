@@ -10,6 +10,7 @@
 //! - [`inbound`]: the mTLS listener other sidecars connect to, forwarding to
 //!   the app (TCP splice or HTTP/2 to HTTP/1.1 or h2c).
 //! - [`accept`]: the pause after a failed `accept`.
+//! - [`body`]: [`body::Coalesce`], which sends a body's end with its last frame.
 //! - [`admin`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`outbound`]: the listeners the local app calls (`[[upstreams]]` TCP and
 //!   `outbound.http`), routing by service name; [`balance`] chooses the
@@ -21,6 +22,7 @@
 pub mod accept;
 pub mod admin;
 pub mod balance;
+pub mod body;
 pub mod catalog;
 pub mod connect;
 pub mod error;

@@ -2,9 +2,11 @@
 //! OpenMetrics text. Request metrics carry `src_cluster`, `dst_cluster` and
 //! `service`; connection and byte metrics carry the `direction`.
 
+use std::sync::Mutex;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
+use meshgw_federation::model::ServiceName;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -52,9 +54,22 @@ pub struct DirectionLabels {
     pub direction: Direction,
 }
 
+/// Routes whose series handles are kept; a sidecar talks to few services
+/// (the oldest is dropped beyond this, its series stay in the families).
+const MAX_CACHED_ROUTES: usize = 256;
+
+/// The series of one route: its latency histogram and, once used, a
+/// request counter per status class (`1xx` to `5xx`).
+struct RouteSeries {
+    labels: RouteLabels,
+    latency: Histogram,
+    classes: [Option<Counter>; 5],
+}
+
 /// The sidecar's metrics. Shared by the inbound and outbound sides.
 pub struct Metrics {
     cluster: String,
+    routes: Mutex<Vec<RouteSeries>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
@@ -86,6 +101,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("meshgw_sidecar");
         let m = Metrics {
             cluster: cluster.to_string(),
+            routes: Mutex::new(Vec::new()),
             registry: Registry::default(),
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
@@ -146,8 +162,27 @@ impl Metrics {
 
     /// Records an outbound request from this cluster to `service` in
     /// `dst_cluster` that got `status` after `elapsed`.
-    pub fn request(&self, dst_cluster: &str, service: &str, status: u16, elapsed: Duration) {
-        self.request_between(&self.cluster, dst_cluster, service, status, elapsed);
+    pub fn request(
+        &self,
+        dst_cluster: &str,
+        service: &ServiceName,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let same = |s: &str| {
+            s.len() == service.namespace.len() + 1 + service.name.len()
+                && s.starts_with(service.namespace.as_str())
+                && s.ends_with(service.name.as_str())
+                && s.as_bytes()[service.namespace.len()] == b'/'
+        };
+        self.observe(
+            &self.cluster,
+            dst_cluster,
+            same,
+            || service.to_string(),
+            status,
+            elapsed,
+        );
     }
 
     /// Records a request from `src_cluster` to `dst_cluster`.
@@ -159,23 +194,69 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let route = RouteLabels {
-            src_cluster: src_cluster.to_string(),
-            dst_cluster: dst_cluster.to_string(),
-            service: service.to_string(),
+        let same = |s: &str| s == service;
+        self.observe(
+            src_cluster,
+            dst_cluster,
+            same,
+            || service.to_string(),
+            status,
+            elapsed,
+        );
+    }
+
+    /// Records one request on its route's series, found in the cache (no
+    /// labels built) or created there; routes beyond the cache's size are
+    /// recorded through the families directly.
+    fn observe(
+        &self,
+        src: &str,
+        dst: &str,
+        is_service: impl Fn(&str) -> bool,
+        service: impl FnOnce() -> String,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        let mut cache = self.routes.lock().expect("metrics cache lock");
+        let found = cache.iter().position(|r| {
+            r.labels.src_cluster == src
+                && r.labels.dst_cluster == dst
+                && is_service(&r.labels.service)
+        });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let labels = RouteLabels {
+                    src_cluster: src.to_string(),
+                    dst_cluster: dst.to_string(),
+                    service: service(),
+                };
+                let latency = self.latency.get_or_create(&labels).clone();
+                cache.push(RouteSeries {
+                    labels,
+                    latency,
+                    classes: Default::default(),
+                });
+                cache.len() - 1
+            }
         };
-        self.latency
-            .get_or_create(&route)
-            .observe(elapsed.as_secs_f64());
-        let class = format!("{}xx", (status / 100).clamp(1, 5));
-        self.requests
-            .get_or_create(&RequestLabels {
-                src_cluster: route.src_cluster,
-                dst_cluster: route.dst_cluster,
-                service: route.service,
-                status_class: class,
-            })
-            .inc();
+        let route = &mut cache[i];
+        route.latency.observe(elapsed.as_secs_f64());
+        let counter = route.classes[class].get_or_insert_with(|| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    src_cluster: route.labels.src_cluster.clone(),
+                    dst_cluster: route.labels.dst_cluster.clone(),
+                    service: route.labels.service.clone(),
+                    status_class: format!("{}xx", class + 1),
+                })
+                .clone()
+        });
+        counter.inc();
+        if cache.len() > MAX_CACHED_ROUTES {
+            cache.remove(0);
+        }
     }
 
     /// Records a proxied connection opening.

@@ -41,7 +41,7 @@ fn local(id: &str, addr: SocketAddr) -> LocalEndpoint {
 
 fn view(locals: Vec<LocalEndpoint>, remotes: Vec<RemoteCluster>) -> View {
     View {
-        local: HashMap::from([(svc(), locals)]),
+        local: HashMap::from([(svc(), locals.into_iter().map(Arc::new).collect())]),
         remote: HashMap::from([(svc(), remotes)]),
         peer_rtt: HashMap::new(),
         revision: 1,

@@ -2,9 +2,9 @@
 //! preparing it for an HTTP/2 mesh connection.
 
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{Authority, Uri};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Version};
-use meshgw_federation::model::ServiceName;
+use meshgw_federation::model::{ServiceName, is_label};
 
 use crate::error::{Hop, ProxyError, Reason};
 
@@ -13,40 +13,65 @@ pub const SOURCE_CLUSTER: &str = "x-meshgw-source-cluster";
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
 
-/// Returns the request's authority: `:authority` / the URI's, else `Host`.
-pub(crate) fn authority<B>(req: &Request<B>) -> Option<String> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)?
-                .to_str()
-                .ok()
-                .map(str::to_owned)
-        })
+/// Returns the request's authority: `:authority` / the URI's, else `Host`;
+/// an error naming the problem when there is neither or `Host` is invalid.
+pub(crate) fn authority<B>(req: &Request<B>) -> Result<Authority, ProxyError> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(a.clone());
+    }
+    let Some(host) = req.headers().get(header::HOST) else {
+        return Err(ProxyError::new(
+            Hop::LocalSidecar,
+            Reason::BadHost(String::new()),
+            "the request has no Host header: expected Host: name.namespace.mesh[:port]",
+        ));
+    };
+    Authority::try_from(host.as_bytes()).map_err(|_| {
+        let shown = String::from_utf8_lossy(host.as_bytes());
+        bad_host(&shown, "is not a valid authority")
+    })
 }
 
 /// Parses `name.namespace.mesh[:port]` into the service and port (0 when
 /// absent: the service's registered port).
+#[cfg(test)]
 pub(crate) fn parse(host: &str) -> Result<(ServiceName, u16), ProxyError> {
-    let bad = |why: &str| {
-        ProxyError::new(
-            Hop::LocalSidecar,
-            Reason::BadHost(host.to_owned()),
-            format!("host {host:?} {why}"),
-        )
-    };
-    let auth: Authority = host.parse().map_err(|_| bad("is not a valid authority"))?;
-    let name = auth.host().trim_end_matches('.').to_ascii_lowercase();
-    let Some(rest) = name.strip_suffix(".mesh") else {
-        return Err(bad(
-            "is not a mesh name: expected name.namespace.mesh[:port]",
-        ));
+    let auth: Authority = host
+        .parse()
+        .map_err(|_| bad_host(host, "is not a valid authority"))?;
+    parse_authority(&auth)
+}
+
+fn bad_host(host: &str, why: &str) -> ProxyError {
+    ProxyError::new(
+        Hop::LocalSidecar,
+        Reason::BadHost(host.to_owned()),
+        format!("host {host:?} {why}"),
+    )
+}
+
+/// Parses an authority `name.namespace.mesh[:port]` (any case, an optional
+/// trailing dot) into the service and port (0 when absent).
+pub(crate) fn parse_authority(auth: &Authority) -> Result<(ServiceName, u16), ProxyError> {
+    let bad = |why: &str| bad_host(auth.as_str(), why);
+    let host = auth.host().strip_suffix('.').unwrap_or(auth.host());
+    let rest = host
+        .len()
+        .checked_sub(5)
+        .filter(|&i| host.is_char_boundary(i) && host[i..].eq_ignore_ascii_case(".mesh"))
+        .map(|i| &host[..i])
+        .ok_or_else(|| bad("is not a mesh name: expected name.namespace.mesh[:port]"))?;
+    let lower;
+    let rest = if rest.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = rest.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        rest
     };
     let svc = rest
         .split_once('.')
-        .and_then(|(svc, ns)| ServiceName::parse(&format!("{ns}/{svc}")))
+        .filter(|(name, ns)| is_label(name) && is_label(ns))
+        .map(|(name, ns)| ServiceName::new(ns, name))
         .ok_or_else(|| bad("is not name.namespace.mesh with DNS labels for name and namespace"))?;
     let port = match (auth.as_str().len() > auth.host().len(), auth.port_u16()) {
         (false, _) => 0,
@@ -58,9 +83,21 @@ pub(crate) fn parse(host: &str) -> Result<(ServiceName, u16), ProxyError> {
 
 /// Returns a fresh W3C `traceparent` (version 00, sampled).
 pub(crate) fn new_traceparent() -> String {
+    fn hex(out: &mut String, v: u128, digits: u32) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for i in (0..digits).rev() {
+            out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+        }
+    }
     let trace: u128 = rand::random::<u128>().max(1);
     let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    hex(&mut out, trace, 32);
+    out.push('-');
+    hex(&mut out, u128::from(span), 16);
+    out.push_str("-01");
+    out
 }
 
 /// Whether `v` is a W3C `traceparent` this proxy passes on: version, trace
@@ -103,22 +140,36 @@ const HOP_BY_HOP: [&str; 6] = [
     "host",
 ];
 
+/// Returns the `x-meshgw-source-cluster` value for `cluster`.
+pub(crate) fn source_cluster_value(cluster: &str) -> HeaderValue {
+    HeaderValue::from_str(cluster).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// Rewrites `req` for an HTTP/2 mesh connection: absolute URI with the mesh
 /// authority, no hop-by-hop headers, the source cluster set, a
 /// `traceparent` kept or created. Returns the `traceparent`.
 pub(crate) fn prepare<B>(
     req: &mut Request<B>,
-    authority: &str,
-    source_cluster: &str,
+    authority: &Authority,
+    source_cluster: &HeaderValue,
 ) -> Result<String, ProxyError> {
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = format!("http://{authority}{path}").parse().map_err(|_| {
-        ProxyError::new(
-            Hop::LocalSidecar,
-            Reason::BadHost(authority.to_owned()),
-            format!("cannot build a URI for {authority}{path}"),
-        )
-    })?;
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| {
+            ProxyError::new(
+                Hop::LocalSidecar,
+                Reason::BadHost(authority.to_string()),
+                format!("cannot build a URI for {authority}"),
+            )
+        })?;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_2;
     let headers = req.headers_mut();
@@ -128,9 +179,10 @@ pub(crate) fn prepare<B>(
     if headers.get(header::TE).is_some_and(|v| v != "trailers") {
         headers.remove(header::TE);
     }
-    let cluster =
-        HeaderValue::from_str(source_cluster).unwrap_or(HeaderValue::from_static("unknown"));
-    headers.insert(HeaderName::from_static(SOURCE_CLUSTER), cluster);
+    headers.insert(
+        HeaderName::from_static(SOURCE_CLUSTER),
+        source_cluster.clone(),
+    );
     // W3C Trace Context: an invalid `traceparent` is replaced, not passed on
     // (it also travels in the route header, which has a size limit).
     let tp = match headers
@@ -139,15 +191,13 @@ pub(crate) fn prepare<B>(
         .filter(|v| valid_traceparent(v))
     {
         Some(v) => v.to_owned(),
-        None => {
-            let v = new_traceparent();
-            headers.insert(
-                TRACEPARENT,
-                HeaderValue::from_str(&v).expect("hex is a valid header"),
-            );
-            v
-        }
+        None => new_traceparent(),
     };
+    // A new value on every request: never worth a slot in the HPACK table
+    // (where it would evict the headers that do repeat).
+    let mut value = HeaderValue::from_str(&tp).expect("checked or hex: a valid header");
+    value.set_sensitive(true);
+    headers.insert(TRACEPARENT, value);
     Ok(tp)
 }
 
@@ -182,7 +232,8 @@ mod tests {
             .header(TRACEPARENT, "x".repeat(9000))
             .body(())
             .unwrap();
-        let tp = prepare(&mut req, "payments.default.mesh", "a").unwrap();
+        let auth = Authority::from_static("payments.default.mesh");
+        let tp = prepare(&mut req, &auth, &HeaderValue::from_static("a")).unwrap();
         assert!(valid_traceparent(&tp));
         assert_eq!(req.headers()[TRACEPARENT], tp.as_str());
     }
@@ -213,7 +264,9 @@ mod tests {
             .header(SOURCE_CLUSTER, "forged")
             .body(())
             .unwrap();
-        let tp = prepare(&mut req, "payments.default.mesh", "eu").unwrap();
+        let eu = HeaderValue::from_static("eu");
+        let auth = Authority::from_static("payments.default.mesh");
+        let tp = prepare(&mut req, &auth, &eu).unwrap();
         assert_eq!(req.uri(), "http://payments.default.mesh/v1/pay?x=1");
         assert!(req.headers().get("connection").is_none() && req.headers().get("host").is_none());
         assert_eq!(req.headers()[SOURCE_CLUSTER], "eu");
@@ -224,6 +277,11 @@ mod tests {
             .header(TRACEPARENT, kept)
             .body(())
             .unwrap();
-        assert_eq!(prepare(&mut req, "a.b.mesh", "eu").unwrap(), kept);
+        let auth = Authority::from_static("a.b.mesh");
+        assert_eq!(prepare(&mut req, &auth, &eu).unwrap(), kept);
+        assert!(
+            req.headers()[TRACEPARENT].is_sensitive(),
+            "kept out of the HPACK table"
+        );
     }
 }

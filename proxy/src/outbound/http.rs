@@ -10,6 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use super::pool::{self, Sender};
 use super::{Shared, host, stopped};
 use crate::balance::{InFlight, Target};
+use crate::body::Coalesce;
 use crate::error::{Hop, ProxyError, Reason};
 use crate::tls::ALPN_H2;
 
@@ -79,12 +81,14 @@ async fn handle(
     shared: Arc<Shared>,
 ) -> Result<Response<OutBody>, Infallible> {
     let start = Instant::now();
-    let authority = host::authority(&req).unwrap_or_default();
-    let (svc, port) = match host::parse(&authority) {
-        Ok(sp) => sp,
-        Err(e) => return Ok(error_response(&e, &authority)),
+    let authority = match host::authority(&req) {
+        Ok(a) => a,
+        Err(e) => return Ok(error_response(&e, "")),
     };
-    let local = shared.cfg.locality.cluster.clone();
+    let (svc, port) = match host::parse_authority(&authority) {
+        Ok(sp) => sp,
+        Err(e) => return Ok(error_response(&e, authority.as_str())),
+    };
     let (resp, target) = match forward(req, &authority, &svc, port, &shared).await {
         Ok((resp, target)) => (resp, Some(target)),
         Err(e) => {
@@ -92,27 +96,24 @@ async fn handle(
             (error_response(&e, &svc.to_string()), None)
         }
     };
-    let dst = match target {
-        Some(Target::ViaGateway { cluster }) => cluster,
-        _ => local,
+    let dst = match &target {
+        Some(Target::ViaGateway { cluster }) => cluster.as_str(),
+        _ => shared.cfg.locality.cluster.as_str(),
     };
-    shared.metrics.request(
-        &dst,
-        &svc.to_string(),
-        resp.status().as_u16(),
-        start.elapsed(),
-    );
+    shared
+        .metrics
+        .request(dst, &svc, resp.status().as_u16(), start.elapsed());
     Ok(resp)
 }
 
 async fn forward(
     mut req: Request<Incoming>,
-    authority: &str,
+    authority: &Authority,
     svc: &ServiceName,
     port: u16,
     shared: &Shared,
 ) -> Result<(Response<OutBody>, Target), ProxyError> {
-    let traceparent = host::prepare(&mut req, authority, &shared.cfg.locality.cluster)?;
+    let traceparent = host::prepare(&mut req, authority, &shared.source_cluster)?;
     let tp = traceparent.as_str();
     let connected = shared
         .dialer
@@ -123,6 +124,9 @@ async fn forward(
         .await?;
     let mut sender = connected.conn;
     let limit = shared.cfg.timeouts.request;
+    // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).
+    let (head, body) = req.into_parts();
+    let req = Request::from_parts(head, Coalesce::prefetched(body).await);
     let resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
         Err(_) => {
             let detail = format!("no response head within {limit:?}");
@@ -167,12 +171,11 @@ async fn sender(
         }
         Target::Local(_) => 0,
     };
-    let key = pool::key(svc, port, &target, slot);
-    if let Some(mut s) = shared.pool.get(&key) {
+    if let Some(mut s) = shared.pool.get(svc, port, &target, slot) {
         if s.ready().await.is_ok() {
             return Ok(s);
         }
-        shared.pool.remove(&key);
+        shared.pool.remove(svc, port, &target, slot);
     }
     let stream = shared
         .dialer
@@ -200,7 +203,7 @@ async fn sender(
             "HTTP/2 connection closed at once",
         )
     })?;
-    shared.pool.put(key, s.clone());
+    shared.pool.put(svc, port, &target, slot, s.clone());
     Ok(s)
 }
 

@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub dialer: Dialer,
     pub metrics: Arc<Metrics>,
     pub pool: pool::Pool,
+    /// `x-meshgw-source-cluster`'s value: `locality.cluster`.
+    pub source_cluster: ::http::HeaderValue,
 }
 
 /// The bound outbound listeners, ready to [`serve`](Outbound::serve).
@@ -112,10 +114,11 @@ pub async fn bind(ctx: Context) -> Result<Outbound, OutboundError> {
         upstreams.push((l, svc, up.port));
     }
     let shared = Arc::new(Shared {
-        cfg,
         dialer,
+        source_cluster: host::source_cluster_value(&cfg.locality.cluster),
         metrics: ctx.metrics,
         pool: pool::Pool::default(),
+        cfg,
     });
     Ok(Outbound {
         shared,

@@ -9,20 +9,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meshgw_config::{AppProtocol, SidecarConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::body::Coalesce;
 use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
+use crate::sidecar::app_pool::{AppBody, AppPool};
 
 /// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
 pub const CALLER_HEADER: &str = "x-meshgw-caller";
@@ -39,27 +40,26 @@ pub struct AppForwarder {
     service: String,
     cluster: String,
     request_timeout: Duration,
-    client: Client<HttpConnector, Incoming>,
+    pool: Arc<AppPool>,
     metrics: Arc<Metrics>,
 }
 
 impl AppForwarder {
     /// Creates a forwarder to `cfg.service.app` with a connection pool.
     pub fn new(cfg: &SidecarConfig, service: String, metrics: Arc<Metrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.timeouts.connect));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.timeouts.idle)
-            .http2_only(cfg.service.protocol == AppProtocol::Grpc)
-            .build(connector);
+        let pool = AppPool::new(
+            cfg.service.app,
+            cfg.service.protocol == AppProtocol::Grpc,
+            cfg.timeouts.connect,
+            cfg.timeouts.idle,
+        );
         Self {
             app: cfg.service.app,
             protocol: cfg.service.protocol,
             service,
             cluster: cfg.locality.cluster.clone(),
             request_timeout: cfg.timeouts.request,
-            client,
+            pool,
             metrics,
         }
     }
@@ -107,7 +107,12 @@ impl AppForwarder {
             .unwrap_or(&self.cluster)
             .to_string();
         let resp = match self.to_app(req, &caller).await {
-            Ok(resp) => resp.map(|b| b.boxed()),
+            // HEADERS, DATA and END_STREAM of a small response in one write.
+            Ok(resp) => {
+                let (head, body) = resp.into_parts();
+                let body = Coalesce::prefetched(body).await;
+                Response::from_parts(head, body.boxed())
+            }
             Err((status, code, why)) => {
                 tracing::warn!(%caller, app = %self.app, %status, "{why}");
                 let mut resp = error_response(status, why);
@@ -132,20 +137,28 @@ impl AppForwarder {
         &self,
         req: Request<Incoming>,
         caller: &str,
-    ) -> Result<Response<Incoming>, (StatusCode, &'static str, String)> {
+    ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         if !parts.headers.contains_key(HOST)
             && let Some(authority) = parts.uri.authority()
             && let Ok(v) = HeaderValue::from_str(authority.as_str())
         {
             parts.headers.insert(HOST, v);
         }
-        parts.uri = Uri::try_from(format!("http://{}{path}", self.app)).map_err(|e| {
+        // HTTP/1.1 in origin form (`GET /path`); HTTP/2 needs scheme and authority.
+        let uri = match self.protocol {
+            AppProtocol::Grpc => Uri::builder()
+                .scheme("http")
+                .authority(self.app.to_string())
+                .path_and_query(path.clone()),
+            _ => Uri::builder().path_and_query(path.clone()),
+        };
+        parts.uri = uri.build().map_err(|e| {
             let why = format!("meshgw inbound: bad request path {path:?}: {e}");
             (StatusCode::BAD_REQUEST, "bad_path", why)
         })?;
@@ -158,7 +171,7 @@ impl AppForwarder {
             Err(_) => parts.headers.remove(CALLER_HEADER),
         };
         let req = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.request_timeout, self.pool.send(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err((
                 StatusCode::BAD_GATEWAY,

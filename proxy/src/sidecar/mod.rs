@@ -7,6 +7,7 @@
 //! ([`crate::outbound::run`]). On shutdown it stops accepting, deregisters,
 //! and drains in-flight connections for up to `timeouts.drain`.
 
+mod app_pool;
 mod backoff;
 pub mod forward;
 pub mod health;

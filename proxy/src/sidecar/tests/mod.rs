@@ -1,5 +1,6 @@
 //! Tests of the sidecar core against real sockets and real certificates.
 
+mod app_pool;
 mod catalog;
 mod inbound;
 mod run;
