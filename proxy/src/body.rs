@@ -30,6 +30,9 @@ pub struct Coalesce<B: Body> {
     /// A frame taken by [`Coalesce::prefetched`], returned first.
     first: Option<Result<Frame<Bytes>, B::Error>>,
     held: Option<Frame<Bytes>>,
+    /// An error of the inner body that came while a frame was held: it
+    /// goes out after that frame.
+    error: Option<B::Error>,
     ended: bool,
     /// Whether this poll already gave the inner body's tasks a turn.
     yielded: bool,
@@ -63,6 +66,7 @@ where
             inner,
             first: None,
             held: None,
+            error: None,
             ended: false,
             yielded: false,
         }
@@ -107,6 +111,11 @@ where
         if let Some(first) = me.first.take() {
             return Poll::Ready(Some(first));
         }
+        if me.held.is_none()
+            && let Some(e) = me.error.take()
+        {
+            return Poll::Ready(Some(Err(e)));
+        }
         loop {
             if me.ended || (me.held.is_none() && me.inner.is_end_stream()) {
                 me.ended = true;
@@ -114,7 +123,13 @@ where
             }
             match Pin::new(&mut me.inner).poll_frame(cx) {
                 Poll::Ready(None) => me.ended = true,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Err(e))) => match me.held.take() {
+                    Some(held) => {
+                        me.error = Some(e);
+                        return Poll::Ready(Some(Ok(held)));
+                    }
+                    None => return Poll::Ready(Some(Err(e))),
+                },
                 Poll::Ready(Some(Ok(frame))) => {
                     me.yielded = false;
                     if let Some(prev) = me.held.replace(frame) {
@@ -228,6 +243,19 @@ mod tests {
             });
         }
         assert_eq!(seen, ["a", "b", "trailers 0"]);
+    }
+
+    #[tokio::test]
+    async fn a_held_frame_goes_out_before_the_error_that_followed_it() {
+        let frames: Vec<Result<Frame<Bytes>, &'static str>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"last good chunk"))),
+            Err("app reset"),
+        ];
+        let mut body = Coalesce::new(StreamBody::new(futures::stream::iter(frames)));
+        let f = body.frame().await.unwrap().unwrap();
+        assert_eq!(f.into_data().unwrap(), "last good chunk");
+        assert!(!body.is_end_stream(), "an error is still to come");
+        assert_eq!(body.frame().await.unwrap().unwrap_err(), "app reset");
     }
 
     #[tokio::test]

@@ -54,7 +54,7 @@ fn bad_host(host: &str, why: &str) -> ProxyError {
 /// trailing dot) into the service and port (0 when absent).
 pub(crate) fn parse_authority(auth: &Authority) -> Result<(ServiceName, u16), ProxyError> {
     let bad = |why: &str| bad_host(auth.as_str(), why);
-    let host = auth.host().strip_suffix('.').unwrap_or(auth.host());
+    let host = auth.host().trim_end_matches('.');
     let rest = host
         .len()
         .checked_sub(5)
@@ -244,6 +244,8 @@ mod tests {
         assert_eq!((s, p), (ServiceName::new("default", "payments"), 0));
         let (s, p) = parse("Cart.Shop.MESH.:8080").unwrap();
         assert_eq!((s, p), (ServiceName::new("shop", "cart"), 8080));
+        let (s, _) = parse("a.b.mesh..").unwrap();
+        assert_eq!(s, ServiceName::new("b", "a"), "trailing dots");
         for bad in [
             "example.com",
             "payments.mesh",

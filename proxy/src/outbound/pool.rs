@@ -108,10 +108,12 @@ impl Pool {
         };
         let mut conns = self.conns.lock().expect("pool lock");
         conns.retain(|_, list| {
-            list.retain(|(k, s)| !s.is_closed() && *k != key);
+            list.retain(|(_, s)| !s.is_closed());
             !list.is_empty()
         });
-        conns.entry(svc.clone()).or_default().push((key, sender));
+        let list = conns.entry(svc.clone()).or_default();
+        list.retain(|(k, _)| *k != key);
+        list.push((key, sender));
     }
 
     /// Forgets connection `slot` to `target` for `svc` on `port`.
@@ -119,5 +121,78 @@ impl Pool {
         if let Some(list) = self.conns.lock().expect("pool lock").get_mut(svc) {
             list.retain(|(k, _)| !k.is(port, target, slot));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    use super::*;
+    use crate::catalog::LocalEndpoint;
+
+    /// A real HTTP/2 connection over an in-memory pipe.
+    async fn sender() -> Sender {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let svc = service_fn(|_| async {
+            Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))
+        });
+        tokio::spawn(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(b), svc),
+        );
+        let (s, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(a))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        s
+    }
+
+    #[tokio::test]
+    async fn connections_of_different_services_do_not_replace_each_other() {
+        let pool = Pool::default();
+        let (a, b) = (
+            ServiceName::new("default", "a"),
+            ServiceName::new("default", "b"),
+        );
+        let east = Target::ViaGateway {
+            cluster: "east".into(),
+        };
+        pool.put(&a, 0, &east, 0, sender().await);
+        pool.put(&b, 0, &east, 0, sender().await);
+        assert!(
+            pool.get(&a, 0, &east, 0).is_some(),
+            "b's connection evicted a's"
+        );
+        assert!(pool.get(&b, 0, &east, 0).is_some());
+        assert!(pool.get(&a, 0, &east, 1).is_none(), "another slot");
+        assert!(pool.get(&a, 80, &east, 0).is_none(), "another port");
+        let local = Target::Local(Arc::new(LocalEndpoint {
+            id: "east".into(),
+            addr: "127.0.0.1:1".into(),
+            zone: String::new(),
+            region: String::new(),
+            healthy: true,
+            weight: 1,
+            labels: Default::default(),
+            protocol: meshgw_federation::model::Protocol::Http,
+        }));
+        assert!(
+            pool.get(&a, 0, &local, 0).is_none(),
+            "a local instance named like the cluster"
+        );
+        // A new connection for the same key replaces the old one.
+        pool.put(&a, 0, &east, 0, sender().await);
+        assert_eq!(pool.conns.lock().unwrap()[&a].len(), 1);
+        pool.remove(&a, 0, &east, 0);
+        assert!(pool.get(&a, 0, &east, 0).is_none());
+        assert!(pool.get(&b, 0, &east, 0).is_some());
     }
 }

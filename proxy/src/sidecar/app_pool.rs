@@ -2,14 +2,19 @@
 //!
 //! HTTP/1.1 apps get keep-alive connections used one request at a time: a
 //! connection goes back to the idle stack the moment its response body ends
-//! (no task per request waits for it), and the most recently used one is
-//! taken first. gRPC apps get one shared cleartext HTTP/2 connection. A
+//! (no task per request waits for it) if its request body was sent in full,
+//! and the most recently used one is taken first. A connection whose app
+//! answered before the upload was sent (an early 413, say) is not reused:
+//! its upload would hold up the next request. Idle connections older than
+//! `timeouts.idle` are closed by a sweep. gRPC apps share one cleartext
+//! HTTP/2 connection, opened once however many requests wait for it. A
 //! request that could not even be written on a pooled connection (the app
 //! closed it while idle) is sent once more on a new one; nothing is resent
 //! once written.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -44,8 +49,10 @@ pub struct AppPool {
     h2: bool,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<Vec<(http1::SendRequest<Incoming>, Instant)>>,
-    shared: Mutex<Option<http2::SendRequest<Incoming>>>,
+    idle: Mutex<Vec<(http1::SendRequest<ReqBody>, Instant)>>,
+    /// The gRPC app's connection; the async lock makes concurrent first
+    /// requests wait for one connect instead of each opening its own.
+    shared: tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>,
 }
 
 impl std::fmt::Debug for AppPool {
@@ -60,21 +67,26 @@ impl std::fmt::Debug for AppPool {
 impl AppPool {
     /// Creates a pool for the app at `addr`, speaking cleartext HTTP/2 if
     /// `h2`, else HTTP/1.1; idle connections older than `idle_timeout` are
-    /// closed rather than reused.
+    /// closed (by a sweep every half of it, which ends with the pool).
+    /// Needs a tokio runtime.
     pub fn new(
         addr: SocketAddr,
         h2: bool,
         connect_timeout: Duration,
         idle_timeout: Duration,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let pool = Arc::new(Self {
             addr,
             h2,
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
-            shared: Mutex::new(None),
-        })
+            shared: tokio::sync::Mutex::new(None),
+        });
+        if !h2 {
+            tokio::spawn(sweep(Arc::downgrade(&pool), idle_timeout / 2));
+        }
+        pool
     }
 
     /// Sends `req` to the app and returns its response, whose body hands the
@@ -88,51 +100,45 @@ impl AppPool {
             let resp = sender.send_request(req).await?;
             return Ok(resp.map(|body| AppBody::new(body, None)));
         }
-        let mut req = req;
-        let mut pooled = true;
-        loop {
-            let mut sender = match self.checkout().await {
-                Some(s) => s,
-                None => {
-                    pooled = false;
-                    self.connect_h1().await?
-                }
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    let back = Some((sender, Arc::downgrade(self)));
-                    return Ok(resp.map(|body| AppBody::new(body, back)));
-                }
-                Err(mut e) => match e.take_message() {
-                    // Never written: the idle connection was closed under us.
-                    Some(unsent) if pooled => {
-                        tracing::debug!(error = %e.error(), "pooled app connection closed; retrying on a new one");
-                        req = unsent;
-                        pooled = false;
-                        self.idle.lock().expect("app pool lock").clear();
-                    }
-                    _ => return Err(AppError::Http(e.into_error())),
-                },
-            }
+        let (head, body) = req.into_parts();
+        let body = ReqBody::new(body);
+        let sent_all = body.done.clone();
+        let req = Request::from_parts(head, body);
+        let (mut sender, pooled) = match self.checkout() {
+            Some(s) => (s, true),
+            None => (self.connect_h1().await?, false),
+        };
+        let mut sent = sender.try_send_request(req).await;
+        if pooled
+            && let Err(e) = &mut sent
+            && let Some(unsent) = e.take_message()
+        {
+            // Never written: the idle connection was closed under us.
+            tracing::debug!(error = %e.error(), "pooled app connection closed; retrying on a new one");
+            sender = self.connect_h1().await?;
+            sent = sender.try_send_request(unsent).await;
         }
+        let resp = sent.map_err(|e| AppError::Http(e.into_error()))?;
+        let back = Some(Back {
+            sender,
+            pool: Arc::downgrade(self),
+            sent_all,
+        });
+        Ok(resp.map(|body| AppBody::new(body, back)))
     }
 
-    /// Returns a ready idle connection, dropping closed and expired ones.
-    async fn checkout(&self) -> Option<http1::SendRequest<Incoming>> {
-        loop {
-            let (mut sender, since) = self.idle.lock().expect("app pool lock").pop()?;
-            if sender.is_closed() || since.elapsed() > self.idle_timeout {
-                continue;
-            }
-            // Ready at once, or as soon as its connection task has finished
-            // reading the previous response; an error means it closed.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
-            }
-        }
+    /// Returns the most recent idle connection that is ready for a request
+    /// now, dropping closed and expired ones on the way; one still busy
+    /// with a previous request's upload stays idle.
+    fn checkout(&self) -> Option<http1::SendRequest<ReqBody>> {
+        let mut idle = self.idle.lock().expect("app pool lock");
+        let now = Instant::now();
+        idle.retain(|(s, since)| !s.is_closed() && now.duration_since(*since) <= self.idle_timeout);
+        let i = idle.iter().rposition(|(s, _)| s.is_ready())?;
+        Some(idle.remove(i).0)
     }
 
-    fn checkin(&self, sender: http1::SendRequest<Incoming>) {
+    fn checkin(&self, sender: http1::SendRequest<ReqBody>) {
         if sender.is_closed() {
             return;
         }
@@ -151,7 +157,7 @@ impl AppPool {
         Ok(tcp)
     }
 
-    async fn connect_h1(&self) -> Result<http1::SendRequest<Incoming>, AppError> {
+    async fn connect_h1(&self) -> Result<http1::SendRequest<ReqBody>, AppError> {
         let io = TokioIo::new(self.tcp().await?);
         let (sender, conn) = http1::handshake(io).await?;
         tokio::spawn(async move {
@@ -163,7 +169,8 @@ impl AppPool {
     }
 
     async fn shared_h2(&self) -> Result<http2::SendRequest<Incoming>, AppError> {
-        if let Some(s) = self.shared.lock().expect("app pool lock").as_ref()
+        let mut shared = self.shared.lock().await;
+        if let Some(s) = shared.as_ref()
             && !s.is_closed()
         {
             return Ok(s.clone());
@@ -176,20 +183,95 @@ impl AppPool {
             }
         });
         sender.ready().await?;
-        *self.shared.lock().expect("app pool lock") = Some(sender.clone());
+        *shared = Some(sender.clone());
         Ok(sender)
+    }
+
+    /// Closes idle connections older than the idle timeout.
+    fn expire(&self) {
+        let now = Instant::now();
+        self.idle
+            .lock()
+            .expect("app pool lock")
+            .retain(|(s, since)| !s.is_closed() && now.duration_since(*since) <= self.idle_timeout);
     }
 }
 
+/// Expires `pool`'s idle connections every `every` until the pool is gone.
+async fn sweep(pool: Weak<AppPool>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.expire(),
+            None => return,
+        }
+    }
+}
+
+/// A request body that records when it has been taken to its end, i.e.
+/// the whole upload was handed to the connection.
+pub struct ReqBody {
+    body: Incoming,
+    done: Arc<AtomicBool>,
+}
+
+impl ReqBody {
+    fn new(body: Incoming) -> Self {
+        let done = Arc::new(AtomicBool::new(body.is_end_stream()));
+        Self { body, done }
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.body.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.done.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// What a response body needs to hand its connection back.
+struct Back {
+    sender: http1::SendRequest<ReqBody>,
+    pool: Weak<AppPool>,
+    /// Whether the request body was sent in full.
+    sent_all: Arc<AtomicBool>,
+}
+
 /// The app's response body; an HTTP/1.1 connection goes back to its pool
-/// when the body ends (and is closed if the body is dropped before).
+/// when the body ends and the request was sent in full (and is closed if
+/// the body is dropped before).
 pub struct AppBody {
     body: Incoming,
-    back: Option<(http1::SendRequest<Incoming>, Weak<AppPool>)>,
+    back: Option<Back>,
 }
 
 impl AppBody {
-    fn new(body: Incoming, back: Option<(http1::SendRequest<Incoming>, Weak<AppPool>)>) -> Self {
+    fn new(body: Incoming, back: Option<Back>) -> Self {
         let mut me = Self { body, back };
         if me.body.is_end_stream() {
             me.give_back();
@@ -198,10 +280,13 @@ impl AppBody {
     }
 
     fn give_back(&mut self) {
-        if let Some((sender, pool)) = self.back.take()
-            && let Some(pool) = pool.upgrade()
+        let Some(back) = self.back.take() else {
+            return;
+        };
+        if back.sent_all.load(Ordering::Acquire)
+            && let Some(pool) = back.pool.upgrade()
         {
-            pool.checkin(sender);
+            pool.checkin(back.sender);
         }
     }
 }

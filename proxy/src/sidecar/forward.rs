@@ -144,11 +144,16 @@ impl AppForwarder {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        if !parts.headers.contains_key(HOST)
-            && let Some(authority) = parts.uri.authority()
-            && let Ok(v) = HeaderValue::from_str(authority.as_str())
-        {
-            parts.headers.insert(HOST, v);
+        if !parts.headers.contains_key(HOST) {
+            // The caller's authority, else the app's address (as an absolute
+            // request URI to the app would have given).
+            let host = match parts.uri.authority() {
+                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                None => HeaderValue::from_str(&self.app.to_string()).ok(),
+            };
+            if let Some(v) = host {
+                parts.headers.insert(HOST, v);
+            }
         }
         // HTTP/1.1 in origin form (`GET /path`); HTTP/2 needs scheme and authority.
         let uri = match self.protocol {
