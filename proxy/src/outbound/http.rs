@@ -177,9 +177,25 @@ async fn sender(
         }
         shared.pool.remove(svc, port, &target, slot);
     }
+    // The connect path is boxed: its TLS state would otherwise make every
+    // request's future (moved into place per request) kilobytes larger.
+    let s = Box::pin(connect(shared, &target, svc, port, tp)).await?;
+    shared.pool.put(svc, port, &target, slot, s.clone());
+    Ok(s)
+}
+
+/// Opens a new HTTP/2 mesh connection to `target` (TLS, through the
+/// gateway when remote) and returns its ready handle.
+async fn connect(
+    shared: &Shared,
+    target: &Target,
+    svc: &ServiceName,
+    port: u16,
+    tp: &str,
+) -> Result<Sender, ProxyError> {
     let stream = shared
         .dialer
-        .dial(&target, svc, port, ALPN_H2, Some(tp))
+        .dial(target, svc, port, ALPN_H2, Some(tp))
         .await?;
     let (mut s, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
@@ -203,7 +219,6 @@ async fn sender(
             "HTTP/2 connection closed at once",
         )
     })?;
-    shared.pool.put(svc, port, &target, slot, s.clone());
     Ok(s)
 }
 

@@ -96,7 +96,7 @@ impl AppPool {
         req: Request<Incoming>,
     ) -> Result<Response<AppBody>, AppError> {
         if self.h2 {
-            let mut sender = self.shared_h2().await?;
+            let mut sender = Box::pin(self.shared_h2()).await?;
             let resp = sender.send_request(req).await?;
             return Ok(resp.map(|body| AppBody::new(body, None)));
         }
@@ -104,9 +104,11 @@ impl AppPool {
         let body = ReqBody::new(body);
         let sent_all = body.done.clone();
         let req = Request::from_parts(head, body);
+        // Connecting is boxed so that its state does not enlarge every
+        // request's future.
         let (mut sender, pooled) = match self.checkout() {
             Some(s) => (s, true),
-            None => (self.connect_h1().await?, false),
+            None => (Box::pin(self.connect_h1()).await?, false),
         };
         let mut sent = sender.try_send_request(req).await;
         if pooled
@@ -115,7 +117,7 @@ impl AppPool {
         {
             // Never written: the idle connection was closed under us.
             tracing::debug!(error = %e.error(), "pooled app connection closed; retrying on a new one");
-            sender = self.connect_h1().await?;
+            sender = Box::pin(self.connect_h1()).await?;
             sent = sender.try_send_request(unsent).await;
         }
         let resp = sent.map_err(|e| AppError::Http(e.into_error()))?;
