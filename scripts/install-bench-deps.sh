@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `meshgw-bench dataplane` needs beyond scripts/install-deps.sh:
-# haproxy (the baseline proxy) and wrk (maximum request rate), from Debian.
+# haproxy (the baseline proxy), wrk (maximum request rate) and valgrind
+# (`meshgw-bench instructions`), from Debian.
 # Kept apart from install-deps.sh so CI stays lean. Idempotent; needs root
 # (or sudo).
 set -euo pipefail
@@ -8,6 +9,7 @@ need=()
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

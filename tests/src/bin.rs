@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -25,6 +27,39 @@ pub fn path() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A command every gateway and sidecar the harness starts runs under (e.g.
+/// `valgrind --tool=callgrind`), set once per process by a benchmark.
+static WRAPPER: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Makes every gateway and sidecar started from now on run under `wrapper`
+/// (program and arguments, before `meshgw`). Fails if one was set already.
+pub fn set_wrapper(wrapper: Vec<String>) -> Result<()> {
+    WRAPPER
+        .set(wrapper)
+        .map_err(|_| anyhow::anyhow!("a process wrapper is set already"))
+}
+
+/// Returns a command that runs `meshgw`, under the wrapper if one is set.
+pub fn command() -> Command {
+    match WRAPPER.get() {
+        Some(w) if !w.is_empty() => {
+            let mut c = Command::new(&w[0]);
+            c.args(&w[1..]).arg(path());
+            c
+        }
+        _ => Command::new(path()),
+    }
+}
+
+/// How long a started gateway or sidecar may take to become ready: 20 s,
+/// or 180 s under a wrapper (valgrind runs them tens of times slower).
+pub fn startup_limit() -> Duration {
+    match WRAPPER.get() {
+        Some(w) if !w.is_empty() => Duration::from_secs(180),
+        _ => Duration::from_secs(20),
+    }
 }
 
 /// Runs `meshgw ARGS...` to completion and returns its output.

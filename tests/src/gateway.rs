@@ -205,7 +205,7 @@ impl GatewayProc {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(bin::path())
+        let child = bin::command()
             .args(["gateway", "--config"])
             .arg(&self.config)
             .env(
@@ -226,7 +226,7 @@ impl GatewayProc {
         let admin = self.spec.admin;
         let log = self.log.clone();
         let child = self.child.as_mut().context("gateway not running")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + bin::startup_limit();
         loop {
             if let Some(st) = child.try_wait()? {
                 bail!(
@@ -239,7 +239,8 @@ impl GatewayProc {
             }
             if std::time::Instant::now() > deadline {
                 bail!(
-                    "gateway not ready after 20s; log:\n{}",
+                    "gateway not ready after {:?}; log:\n{}",
+                    bin::startup_limit(),
                     std::fs::read_to_string(&log)?
                 );
             }

@@ -142,7 +142,7 @@ impl SidecarProc {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(bin::path())
+        let child = bin::command()
             .args(["sidecar", "--config"])
             .arg(&self.config)
             .env(
@@ -159,7 +159,7 @@ impl SidecarProc {
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + bin::startup_limit();
         loop {
             if let Some(st) = self.child.as_mut().context("not running")?.try_wait()? {
                 bail!(
@@ -172,7 +172,8 @@ impl SidecarProc {
             }
             if std::time::Instant::now() > deadline {
                 bail!(
-                    "sidecar not ready after 20s; log:\n{}",
+                    "sidecar not ready after {:?}; log:\n{}",
+                    bin::startup_limit(),
                     std::fs::read_to_string(&self.log)?
                 );
             }

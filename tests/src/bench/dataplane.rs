@@ -206,7 +206,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
 
     // The app, HAProxy in front of it, a two-cluster mesh with the service in a.
     let app = apps::http("payments-a").await?;
-    let haproxy = HaProxy::start(&tools, app.addr)?;
+    let haproxy = HaProxy::start(&tools, app.addr, &[])?;
     eprintln!("starting the mesh (two gateways, three sidecars)...");
     let mesh = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
@@ -687,7 +687,11 @@ fn render(
         opts.rounds
     )
     .unwrap();
-    writeln!(s, "| target | measured | met | per round: median (min – max) |").unwrap();
+    writeln!(
+        s,
+        "| target | measured | met | per round: median (min – max) |"
+    )
+    .unwrap();
     writeln!(s, "| --- | --- | --- | --- |").unwrap();
     let find = |key: &str| paths.iter().position(|p| p.key == key);
     let hap_index = find("haproxy");
@@ -795,7 +799,9 @@ fn render(
     .unwrap();
     writeln!(
         s,
-        "## Control plane: `meshgw-bench propagation`\n\nRegister in cluster A until B's catalog Watch reports the import; \
+        "## Instructions per request: `meshgw-bench instructions`\n\nThe proxies' own work, counted by callgrind, \
+         independent of the machine's noise: [instructions.md](instructions.md).\n\n\
+         ## Control plane: `meshgw-bench propagation`\n\nRegister in cluster A until B's catalog Watch reports the import; \
          see ARCHITECTURE.md (Benchmark) for the method and the last numbers:\n\n\
          ```sh\ntarget/release/meshgw-bench propagation --count 200\n```"
     )

@@ -1,8 +1,10 @@
 //! Data-plane benchmark of `meshgw-bench` (declared from the bin with
 //! `#[path]`): `dataplane` drives a load generator, HAProxy, wrk and curl
-//! against real meshgw processes and measures them from /proc.
+//! against real meshgw processes and measures them from /proc;
+//! `instructions` counts each proxy's instructions per request with callgrind.
 
 pub mod dataplane;
+pub mod instructions;
 pub mod loadgen;
 pub mod procs;
 pub mod tools;

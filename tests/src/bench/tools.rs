@@ -95,8 +95,9 @@ impl HaProxy {
     }
 
     /// Starts haproxy in the foreground on a free loopback port in front of
-    /// `app`; waits until it accepts connections.
-    pub fn start(tools: &Tools, app: SocketAddr) -> Result<Self> {
+    /// `app`, under `wrap` (a command and its arguments, or nothing); waits
+    /// until it accepts connections.
+    pub fn start(tools: &Tools, app: SocketAddr, wrap: &[String]) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("meshgw-bench-haproxy-")
             .tempdir()?;
@@ -116,7 +117,15 @@ impl HaProxy {
         );
         let log = dir.path().join("haproxy.log");
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(&tools.haproxy)
+        let mut cmd = match wrap.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(&tools.haproxy);
+                c
+            }
+            None => Command::new(&tools.haproxy),
+        };
+        let child = cmd
             .arg("-db")
             .arg("-f")
             .arg(&cfg)
@@ -133,7 +142,8 @@ impl HaProxy {
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let limit = Duration::from_secs(if wrap.is_empty() { 10 } else { 60 });
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(st) = h.child.try_wait()? {
                 bail!(
@@ -146,7 +156,7 @@ impl HaProxy {
             }
             ensure!(
                 Instant::now() < deadline,
-                "haproxy not listening on {addr} after 10s"
+                "haproxy not listening on {addr} after {limit:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

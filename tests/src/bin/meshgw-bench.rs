@@ -14,6 +14,14 @@
 //! Needs `haproxy` and `wrk` (scripts/install-bench-deps.sh).
 //!
 //! Run: `target/release/meshgw-bench dataplane --markdown docs/benchmarks.md`
+//!
+//! `instructions`: user-space instructions per request of each proxy
+//! process (HAProxy, meshgw same- and cross-cluster) under valgrind's
+//! callgrind: the noise-free measure of the proxies' own work; see
+//! `tests/src/bench/instructions.rs` and docs/instructions.md. Needs
+//! `valgrind` (scripts/install-bench-deps.sh).
+//!
+//! Run: `target/release/meshgw-bench instructions --markdown docs/instructions.md`
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +34,7 @@ use tokio_stream::StreamExt;
 #[path = "../bench/mod.rs"]
 mod bench;
 
-const USAGE: &str = "usage: meshgw-bench propagation [--count N] | meshgw-bench dataplane [--help]";
+const USAGE: &str = "usage: meshgw-bench propagation [--count N] | meshgw-bench dataplane [--help] | meshgw-bench instructions [--help]";
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -107,6 +115,15 @@ fn main() -> Result<()> {
             let opts = bench::dataplane::Opts::parse(&args[1..])?;
             let command = format!("target/release/meshgw-bench {}", args.join(" "));
             rt.block_on(bench::dataplane::run(opts, command))
+        }
+        "instructions" => {
+            if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+                println!("usage: {}", bench::instructions::USAGE);
+                return Ok(());
+            }
+            let opts = bench::instructions::Opts::parse(&args[1..])?;
+            let command = format!("target/release/meshgw-bench {}", args.join(" "));
+            rt.block_on(bench::instructions::run(opts, command))
         }
         other => bail!("unknown benchmark {other}; {USAGE}"),
     }
