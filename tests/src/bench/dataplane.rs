@@ -4,6 +4,9 @@
 //! Paths, all ending at the same in-process HTTP app (`GET /download?n=1024`):
 //! 1. **direct**: client → app;
 //! 2. **haproxy**: client → HAProxy (`nbthread 1`, http mode, keep-alive) → app;
+//!    and, for comparison, **haproxy pair**: two HAProxy processes doing what
+//!    two sidecars do (HTTP/1.1 in, pooled HTTP/2 over mutual TLS between
+//!    them, HTTP/1.1 to the app);
 //! 3. **same cluster**: client → client sidecar (outbound HTTP, `Host:
 //!    payments.default.mesh`) → server sidecar (inbound, mTLS, h2) → app;
 //! 4. **cross cluster**: the client sidecar is in cluster b, the service only
@@ -28,7 +31,7 @@ use meshgw_tests::wait;
 
 use super::loadgen::{self, LoadResult, LoadSpec, pct};
 use super::procs::{self, Meter, Proc, Usage};
-use super::tools::{self, HaProxy, Tools, Transfer, WrkResult};
+use super::tools::{self, HaProxy, HaProxyPair, PairTls, Tools, Transfer, WrkResult};
 
 const HOST: &str = "payments.default.mesh";
 const SIDECAR_RSS_TARGET_MIB: f64 = 20.0;
@@ -59,7 +62,8 @@ pub struct Opts {
     pub transfer: u64,
     /// Where to write the Markdown report.
     pub markdown: Option<PathBuf>,
-    /// Which paths besides direct to measure (`haproxy`, `same`, `cross`);
+    /// Which paths besides direct to measure (`haproxy`, `haproxy-pair`,
+    /// `same`, `cross`);
     /// all by default. A partial run is for profiling and quick checks.
     pub paths: Vec<String>,
 }
@@ -83,10 +87,10 @@ impl Default for Opts {
 }
 
 pub const USAGE: &str = "meshgw-bench dataplane [--rate N] [--duration SECS] [--warmup SECS] [--rounds N] [--connections N] \
-[--size BYTES] [--wrk-duration SECS] [--wrk-connections N] [--transfer BYTES] [--markdown FILE] [--paths haproxy,same,cross]";
+[--size BYTES] [--wrk-duration SECS] [--wrk-connections N] [--transfer BYTES] [--markdown FILE] [--paths haproxy,haproxy-pair,same,cross]";
 
 /// The paths' short names, as `--paths` takes them; direct is always measured.
-const PATH_KEYS: [&str; 4] = ["direct", "haproxy", "same", "cross"];
+const PATH_KEYS: [&str; 5] = ["direct", "haproxy", "haproxy-pair", "same", "cross"];
 
 impl Opts {
     /// Parses the arguments after `dataplane`.
@@ -117,7 +121,7 @@ impl Opts {
                         .find(|p| !PATH_KEYS[1..].contains(&p.as_str()))
                     {
                         bail!(
-                            "unknown path {bad:?} in --paths: expected some of haproxy,same,cross"
+                            "unknown path {bad:?} in --paths: expected some of haproxy,haproxy-pair,same,cross"
                         );
                     }
                 }
@@ -225,11 +229,18 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let client_b = mesh
         .sidecar("b", "default/bench-client", "http", client_app_b.addr)
         .await?;
+    let tls = |s: &SidecarProc| (s.spec.tls.1.clone(), s.spec.tls.2.clone());
+    let pair_tls = PairTls {
+        ca: server.spec.tls.0.clone(),
+        client: tls(&client_a),
+        server: tls(&server),
+    };
+    let pair = HaProxyPair::start(&tools, app.addr, &pair_tls, &[])?;
     let r = measure(
         &opts,
         &tools,
         &mesh,
-        &haproxy,
+        [&haproxy, &pair.front, &pair.back],
         app.addr,
         [&client_a, &server, &client_b],
     )
@@ -260,7 +271,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
-    drop(haproxy);
+    drop((haproxy, pair));
     Ok(())
 }
 
@@ -270,7 +281,7 @@ async fn measure(
     opts: &Opts,
     tools: &Tools,
     mesh: &Mesh,
-    haproxy: &HaProxy,
+    [haproxy, front, back]: [&HaProxy; 3],
     app: SocketAddr,
     [client_a, server, client_b]: [&SidecarProc; 3],
 ) -> Result<Measured> {
@@ -303,6 +314,14 @@ async fn measure(
             name: "gateway a".into(),
             pid: procs::find_by_arg(&gw("a").config)?,
         },
+        Proc {
+            name: "haproxy front".into(),
+            pid: front.pid,
+        },
+        Proc {
+            name: "haproxy back".into(),
+            pid: back.pid,
+        },
     ];
     let names: Vec<String> = procs.iter().map(|p| p.name.clone()).collect();
     let paths = vec![
@@ -317,6 +336,12 @@ async fn measure(
             name: "haproxy",
             addr: haproxy.addr,
             procs: vec![0],
+        },
+        PathDef {
+            key: "haproxy-pair",
+            name: "haproxy pair (mTLS, h2)",
+            addr: front.addr,
+            procs: vec![6, 7],
         },
         PathDef {
             key: "same",
@@ -538,6 +563,8 @@ fn render(
          HTTP/1.1 keep-alive from the client, `Host: {HOST}` on every path):\n\n\
          - **direct**: client → app;\n\
          - **haproxy**: client → HAProxy (`nbthread 1`, one http-mode frontend and backend, keep-alive) → app;\n\
+         - **haproxy pair (mTLS, h2)**, for comparison only: two HAProxy processes doing what two sidecars do: client → HAProxy front \
+         (HTTP/1.1 in; pooled HTTP/2 out over TLS 1.3 with a client certificate) → HAProxy back (verifies it; HTTP/1.1 to the app) → app;\n\
          - **meshgw same cluster**: client → client sidecar (outbound HTTP) → server sidecar (inbound, mTLS, h2) → app;\n\
          - **meshgw cross cluster**: the service runs only in cluster a, the client sidecar is in b: \
          client sidecar → gateway b → QUIC → gateway a → server sidecar → app.\n",
@@ -738,6 +765,23 @@ fn render(
         )
         .unwrap();
     }
+    if let (Some(i), Some(h)) = (find("haproxy-pair"), hap) {
+        let text = match added(&res[i], 0.99) {
+            Some(m) if h > 0 => format!(
+                "{} µs / {} µs = {:.2}×",
+                signed(m),
+                signed(h),
+                m as f64 / h as f64
+            ),
+            _ => "–".into(),
+        };
+        let (_, rounds) = round_ratios(direct, &res[i], hap_index.map(|h| &res[h]));
+        writeln!(
+            s,
+            "| for comparison, not a target: haproxy pair (mTLS, h2) added p99 over HAProxy's | {text} | – | {rounds} |"
+        )
+        .unwrap();
+    }
     let sidecars: Vec<(usize, usize)> = paths
         .iter()
         .enumerate()
@@ -850,7 +894,7 @@ mod tests {
         assert!(parse("--rounds 0").is_err());
         let e = parse("--bogus 1").unwrap_err().to_string();
         assert!(e.contains("unknown argument --bogus"), "{e}");
-        assert_eq!(d.paths, ["haproxy", "same", "cross"]);
+        assert_eq!(d.paths, ["haproxy", "haproxy-pair", "same", "cross"]);
         assert_eq!(
             parse("--paths same,cross").unwrap().paths,
             ["same", "cross"]

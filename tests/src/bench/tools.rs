@@ -98,12 +98,22 @@ impl HaProxy {
     /// `app`, under `wrap` (a command and its arguments, or nothing); waits
     /// until it accepts connections.
     pub fn start(tools: &Tools, app: SocketAddr, wrap: &[String]) -> Result<Self> {
+        Self::start_with(tools, |listen, _| Ok(Self::config(listen, app)), wrap)
+    }
+
+    /// Starts haproxy with the config `render` returns for its listen
+    /// address and its own directory (for files the config names).
+    pub fn start_with(
+        tools: &Tools,
+        render: impl FnOnce(SocketAddr, &Path) -> Result<String>,
+        wrap: &[String],
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("meshgw-bench-haproxy-")
             .tempdir()?;
         let addr = meshgw_tests::ports::tcp();
         let cfg = dir.path().join("haproxy.cfg");
-        std::fs::write(&cfg, Self::config(addr, app))?;
+        std::fs::write(&cfg, render(addr, dir.path())?)?;
         let check = Command::new(&tools.haproxy)
             .arg("-c")
             .arg("-f")
@@ -160,6 +170,75 @@ impl HaProxy {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// The TLS files of a [`HaProxyPair`]: the mesh root, and a client and a
+/// server certificate (PEM chain, PEM key) issued under it.
+pub struct PairTls {
+    /// The root every certificate chains to.
+    pub ca: PathBuf,
+    /// The front's client certificate and key.
+    pub client: (PathBuf, PathBuf),
+    /// The back's server certificate and key.
+    pub server: (PathBuf, PathBuf),
+}
+
+/// Two HAProxy processes doing what two sidecars do, for comparison: the
+/// front takes plaintext HTTP/1.1 and keeps pooled HTTP/2 connections over
+/// mutual TLS 1.3 to the back, which verifies the client certificate and
+/// forwards HTTP/1.1 to the app. One thread each.
+pub struct HaProxyPair {
+    /// The front, which clients call.
+    pub front: HaProxy,
+    /// The back, in front of the app.
+    pub back: HaProxy,
+}
+
+/// Writes `cert` followed by `key` into `dir/name` (HAProxy's `crt` file).
+fn combined_pem(dir: &Path, name: &str, (cert, key): &(PathBuf, PathBuf)) -> Result<PathBuf> {
+    let mut pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    pem.extend(std::fs::read(key).with_context(|| format!("reading {}", key.display()))?);
+    let path = dir.join(name);
+    std::fs::write(&path, pem)?;
+    Ok(path)
+}
+
+impl HaProxyPair {
+    /// Starts the back in front of `app`, then the front in front of it.
+    pub fn start(tools: &Tools, app: SocketAddr, tls: &PairTls, wrap: &[String]) -> Result<Self> {
+        let common = "global\n  nbthread 1\n  maxconn 4096\n  ssl-default-bind-options ssl-min-ver TLSv1.3\n  \
+             ssl-default-server-options ssl-min-ver TLSv1.3\n\n\
+             defaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n  \
+             timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\n";
+        let back = HaProxy::start_with(
+            tools,
+            |listen, dir| {
+                let crt = combined_pem(dir, "server.pem", &tls.server)?;
+                Ok(format!(
+                    "{common}frontend fe\n  bind {listen} ssl crt {} ca-file {} verify required alpn h2\n  \
+                     default_backend be\n\nbackend be\n  server app {app}\n",
+                    crt.display(),
+                    tls.ca.display()
+                ))
+            },
+            wrap,
+        )?;
+        let to = back.addr;
+        let front = HaProxy::start_with(
+            tools,
+            |listen, dir| {
+                let crt = combined_pem(dir, "client.pem", &tls.client)?;
+                Ok(format!(
+                    "{common}frontend fe\n  bind {listen}\n  default_backend be\n\n\
+                     backend be\n  server back {to} ssl crt {} ca-file {} verify required alpn h2\n",
+                    crt.display(),
+                    tls.ca.display()
+                ))
+            },
+            wrap,
+        )?;
+        Ok(HaProxyPair { front, back })
     }
 }
 
