@@ -4,10 +4,11 @@
 //! noise-free measure of a proxy's own work (the kernel's share — syscalls,
 //! wake-ups — is not in it).
 //!
-//! Every gateway and sidecar of a two-cluster mesh, and HAProxy, run under
-//! callgrind. For each path (HAProxy, meshgw same cluster, meshgw cross
-//! cluster) one keep-alive HTTP/1.1 connection sends `--warmup` requests,
-//! then the path's processes' counters are zeroed (`callgrind_control -z`,
+//! Every gateway and sidecar of a two-cluster mesh, HAProxy, and the
+//! HAProxy pair doing what two sidecars do (mTLS and HTTP/2 between them,
+//! see `HaProxyPair`) run under callgrind. For each path one keep-alive
+//! HTTP/1.1 connection sends `--warmup` requests, then the path's
+//! processes' counters are zeroed (`callgrind_control -z`,
 //! acknowledged before it returns), `--requests` requests are sent one after
 //! another, and the counters are dumped (`-d`): their totals over the
 //! requests sent are the instructions per request, background work (timers,
@@ -29,7 +30,7 @@ use meshgw_tests::mesh::{Backend, MeshBuilder};
 use tokio::net::TcpStream;
 
 use super::procs;
-use super::tools::{HaProxy, Tools};
+use super::tools::{HaProxy, HaProxyPair, PairTls, Tools};
 
 const HOST: &str = "payments.default.mesh";
 
@@ -215,6 +216,13 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let client_b = mesh
         .sidecar("b", "default/bench-client", "http", client_app.addr)
         .await?;
+    let tls = |s: &meshgw_tests::sidecar::SidecarProc| (s.spec.tls.1.clone(), s.spec.tls.2.clone());
+    let pair_tls = PairTls {
+        ca: server.spec.tls.0.clone(),
+        client: tls(&client_a),
+        server: tls(&server),
+    };
+    let pair = HaProxyPair::start(&tools, app.addr, &pair_tls, &wrap)?;
     let pid = |config: &Path| procs::find_by_arg(config);
     let gw = |c: &str| mesh.clusters[c].gateways[0].config.clone();
     let counted = |name: &str, pid: u32| Counted {
@@ -226,6 +234,14 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
             "haproxy",
             haproxy.addr,
             vec![counted("haproxy", haproxy.pid)],
+        ),
+        (
+            "haproxy pair (mTLS, h2)",
+            pair.front.addr,
+            vec![
+                counted("haproxy front", pair.front.pid),
+                counted("haproxy back", pair.back.pid),
+            ],
         ),
         (
             "meshgw same cluster",
@@ -272,7 +288,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
-    drop(haproxy);
+    drop((haproxy, pair));
     Ok(())
 }
 
