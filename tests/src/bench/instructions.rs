@@ -45,11 +45,13 @@ pub struct Opts {
     pub size: usize,
     /// Where to write the Markdown report.
     pub markdown: Option<PathBuf>,
+    /// Where to keep the callgrind dumps (for `callgrind_annotate`); a
+    /// temporary directory, removed at the end, when unset.
+    pub keep_dumps: Option<PathBuf>,
 }
 
 /// Usage line.
-pub const USAGE: &str =
-    "meshgw-bench instructions [--requests N] [--warmup N] [--size BYTES] [--markdown FILE]";
+pub const USAGE: &str = "meshgw-bench instructions [--requests N] [--warmup N] [--size BYTES] [--markdown FILE] [--keep-dumps DIR]";
 
 impl Opts {
     /// Parses the arguments after `instructions`.
@@ -59,6 +61,7 @@ impl Opts {
             warmup: 200,
             size: 1024,
             markdown: None,
+            keep_dumps: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -71,6 +74,7 @@ impl Opts {
                 "--warmup" => o.warmup = val()?.parse()?,
                 "--size" => o.size = val()?.parse()?,
                 "--markdown" => o.markdown = Some(val()?.into()),
+                "--keep-dumps" => o.keep_dumps = Some(val()?.into()),
                 other => bail!("unknown argument {other}; usage: {USAGE}"),
             }
         }
@@ -185,15 +189,22 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
             "{tool} not found: install valgrind (scripts/install-bench-deps.sh)"
         );
     }
-    let dir = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix("meshgw-bench-callgrind-")
         .tempdir()?;
+    let dir_path = match &opts.keep_dumps {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
     let wrap = vec![
         "valgrind".to_string(),
         "--tool=callgrind".into(),
         "--quiet".into(),
         "--compress-strings=no".into(),
-        format!("--callgrind-out-file={}/cg.%p", dir.path().display()),
+        format!("--callgrind-out-file={}/cg.%p", dir_path.display()),
     ];
     meshgw_tests::bin::set_wrapper(wrap.clone())?;
 
@@ -279,7 +290,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let mut rows = Vec::new();
     for (name, addr, procs) in &paths {
         eprintln!("{name}: {} requests...", opts.requests);
-        let per = measure(dir.path(), *addr, &url_path, procs, &opts).await?;
+        let per = measure(&dir_path, *addr, &url_path, procs, &opts).await?;
         rows.push((*name, procs, per));
     }
     let md = render(&opts, &command, &rows);
