@@ -9,7 +9,6 @@
 //! target for [`OutlierPolicy::ejection`]). Time is passed in as `now`, and
 //! the random choice comes from a seedable RNG, so tests are deterministic.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use meshgw_federation::model::ServiceName;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::FastMap;
 use crate::catalog::{LocalEndpoint, View};
 
 /// Where a connection for a service goes.
@@ -86,9 +86,9 @@ struct Health {
 /// instance id and by cluster name (looked up without building keys).
 #[derive(Debug, Default)]
 struct PerService {
-    load: HashMap<String, Arc<Stats>>,
-    local: HashMap<String, Health>,
-    clusters: HashMap<String, Health>,
+    load: FastMap<String, Arc<Stats>>,
+    local: FastMap<String, Health>,
+    clusters: FastMap<String, Health>,
 }
 
 impl PerService {
@@ -111,7 +111,7 @@ impl PerService {
 #[derive(Debug)]
 struct Inner {
     rng: StdRng,
-    services: HashMap<ServiceName, PerService>,
+    services: FastMap<ServiceName, PerService>,
     /// The catalog revision the maps were last pruned against.
     pruned_at: i64,
 }
@@ -177,7 +177,7 @@ impl Balancer {
             policy,
             inner: Mutex::new(Inner {
                 rng,
-                services: HashMap::new(),
+                services: FastMap::default(),
                 pruned_at: 0,
             }),
         }

@@ -6,7 +6,7 @@
 //! streams responses, resumes from the last revision after a reconnect, and
 //! publishes each new view on a watch channel that [`Catalog`] handles read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use meshgw_federation::api::pb;
 use meshgw_federation::model::{Health, Instance, Protocol, ServiceName};
 use tokio::sync::watch;
 use tonic::transport::Channel;
+
+use crate::FastMap;
 
 /// One healthy-or-not instance of a service in this cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +58,11 @@ pub struct RemoteCluster {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
     /// Instances registered in this cluster, by service, sorted by id.
-    pub local: HashMap<ServiceName, Vec<Arc<LocalEndpoint>>>,
+    pub local: FastMap<ServiceName, Vec<Arc<LocalEndpoint>>>,
     /// Imports from other clusters, by service, sorted by cluster.
-    pub remote: HashMap<ServiceName, Vec<RemoteCluster>>,
+    pub remote: FastMap<ServiceName, Vec<RemoteCluster>>,
     /// Smoothed tunnel RTT from the local gateway to each connected peer.
-    pub peer_rtt: HashMap<String, Duration>,
+    pub peer_rtt: FastMap<String, Duration>,
     /// The catalog revision this view is current to (0: nothing received yet).
     pub revision: i64,
 }
@@ -158,7 +160,7 @@ fn service_of(s: Option<&pb::ServiceName>) -> Option<ServiceName> {
 
 /// Replaces the entry equal under `order` to `item` (or inserts it, sorted).
 fn upsert<T>(
-    map: &mut HashMap<ServiceName, Vec<T>>,
+    map: &mut FastMap<ServiceName, Vec<T>>,
     svc: ServiceName,
     item: T,
     order: impl Fn(&T, &T) -> std::cmp::Ordering,
@@ -171,7 +173,7 @@ fn upsert<T>(
 }
 
 fn remove_where<T>(
-    map: &mut HashMap<ServiceName, Vec<T>>,
+    map: &mut FastMap<ServiceName, Vec<T>>,
     svc: &ServiceName,
     f: impl Fn(&T) -> bool,
 ) {
@@ -289,7 +291,7 @@ async fn poll_peers(mut client: CatalogClient<Channel>, tx: watch::Sender<Arc<Vi
 }
 
 /// Returns the RTT of each connected peer that has measured one.
-pub fn peer_rtts(peers: &[pb::PeerView]) -> HashMap<String, Duration> {
+pub fn peer_rtts(peers: &[pb::PeerView]) -> FastMap<String, Duration> {
     peers
         .iter()
         .filter(|p| p.connected && p.rtt_ms.is_finite() && p.rtt_ms >= 0.0)

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -41,9 +40,11 @@ fn local(id: &str, addr: SocketAddr) -> LocalEndpoint {
 
 fn view(locals: Vec<LocalEndpoint>, remotes: Vec<RemoteCluster>) -> View {
     View {
-        local: HashMap::from([(svc(), locals.into_iter().map(Arc::new).collect())]),
-        remote: HashMap::from([(svc(), remotes)]),
-        peer_rtt: HashMap::new(),
+        local: [(svc(), locals.into_iter().map(Arc::new).collect())]
+            .into_iter()
+            .collect(),
+        remote: [(svc(), remotes)].into_iter().collect(),
+        peer_rtt: Default::default(),
         revision: 1,
     }
 }

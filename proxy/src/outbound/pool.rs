@@ -6,7 +6,6 @@
 //! connections, used in turn, are what spreads one caller's requests over
 //! a remote cluster's instances.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use meshgw_federation::model::ServiceName;
 
+use crate::FastMap;
 use crate::balance::Target;
 use crate::body::Coalesce;
 
@@ -57,7 +57,7 @@ impl Key {
 /// Open HTTP/2 connections by service, then by [`Key`].
 #[derive(Default)]
 pub(crate) struct Pool {
-    conns: Mutex<HashMap<ServiceName, Vec<(Key, Sender)>>>,
+    conns: Mutex<FastMap<ServiceName, Vec<(Key, Sender)>>>,
     turn: AtomicUsize,
 }
 
