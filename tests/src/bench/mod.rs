@@ -7,4 +7,5 @@ pub mod dataplane;
 pub mod instructions;
 pub mod loadgen;
 pub mod procs;
+pub mod report;
 pub mod tools;
