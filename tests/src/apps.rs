@@ -67,6 +67,8 @@ fn full(s: String) -> Body {
 /// - `GET /` → `200 name=<name>` plus the `x-meshgw-*` and `traceparent` headers it saw, one per line;
 /// - `POST /upload` → `200 <sha256 of the body> <length>` (streamed, never buffered whole);
 /// - `GET /download?n=N` → N pattern bytes (streamed);
+/// - `GET /slow?ms=N` → the head at once (`x-app: <name>`), then after N ms
+///   the body `name=<name>` (a request that stays in flight);
 /// - `GET /healthz` → 200.
 pub async fn http(name: &str) -> Result<App> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -119,6 +121,22 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
                 ))
             });
             Response::new(BodyExt::boxed(StreamBody::new(stream)))
+        }
+        "/slow" => {
+            let ms: u64 = query
+                .strip_prefix("ms=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let body = format!("name={name}\n");
+            let stream = futures::stream::once(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(body)))
+            });
+            let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            if let Ok(v) = http::HeaderValue::from_str(&name) {
+                resp.headers_mut().insert("x-app", v);
+            }
+            resp
         }
         _ => {
             let mut out = format!("name={name}\n");

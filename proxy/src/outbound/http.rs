@@ -115,35 +115,49 @@ async fn forward(
 ) -> Result<(Response<OutBody>, Target), ProxyError> {
     let traceparent = host::prepare(&mut req, authority, &shared.source_cluster)?;
     let tp = traceparent.as_str();
-    let connected = shared
-        .dialer
-        .with_retry(
-            svc,
-            |t| async move { sender(shared, t, svc, port, tp).await },
-        )
-        .await?;
-    let mut sender = connected.conn;
     let limit = shared.cfg.timeouts.request;
+    let deadline = tokio::time::Instant::now() + limit;
     // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).
     let (head, body) = req.into_parts();
-    let req = Request::from_parts(head, Coalesce::prefetched(body).await);
-    let resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
-        Err(_) => {
-            let detail = format!("no response head within {limit:?}");
-            return Err(ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send());
-        }
-        Ok(Err(e)) => {
-            let detail = format!("HTTP/2 request to {}: {e}", connected.target.key());
-            return Err(ProxyError::new(
-                Hop::DestinationSidecar,
-                Reason::Io(e.to_string()),
-                detail,
+    let mut req = Request::from_parts(head, Coalesce::prefetched(body).await);
+    let mut resent = false;
+    let (resp, target, guard) = loop {
+        let connected = shared
+            .dialer
+            .with_retry(
+                svc,
+                |t| async move { sender(shared, t, svc, port, tp).await },
             )
-            .after_send());
+            .await?;
+        let (mut sender, target) = (connected.conn, connected.target);
+        match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
+            Err(_) => {
+                let detail = format!("no response head within {limit:?}");
+                return Err(ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send());
+            }
+            Ok(Ok(resp)) => break (resp, target, connected.guard),
+            Ok(Err(mut e)) => match e.take_message() {
+                // The pooled connection closed (its instance draining, a
+                // GOAWAY) before the request was written: nothing reached
+                // the instance, so choose again, once (the closed
+                // connection leaves the pool on the next lookup).
+                Some(back) if !resent => {
+                    tracing::debug!(service = %svc, target = %target.key(), error = %e.error(), "connection closed before the request was sent; choosing again");
+                    resent = true;
+                    req = back;
+                }
+                _ => {
+                    let detail = format!("HTTP/2 request to {}: {}", target.key(), e.error());
+                    return Err(ProxyError::new(
+                        Hop::DestinationSidecar,
+                        Reason::Io(e.error().to_string()),
+                        detail,
+                    )
+                    .after_send());
+                }
+            },
         }
-        Ok(Ok(resp)) => resp,
     };
-    let guard = connected.guard;
     let resp = resp.map(|body| {
         Guarded {
             body,
@@ -151,7 +165,7 @@ async fn forward(
         }
         .boxed_unsync()
     });
-    Ok((resp, connected.target))
+    Ok((resp, target))
 }
 
 /// Returns a ready HTTP/2 handle to `target`: the pooled one, or a new connection.
