@@ -64,6 +64,8 @@ pub struct GatewaySpec {
     pub sync: Vec<(String, String)>,
     /// `[timeouts]` keys as (key, humantime value); empty means the defaults.
     pub timeouts: Vec<(String, String)>,
+    /// `[runtime] workers`; `None` leaves the default (one per core).
+    pub workers: Option<u32>,
 }
 
 impl GatewaySpec {
@@ -98,6 +100,7 @@ impl GatewaySpec {
                 ("backoff_max".into(), "1s".into()),
             ],
             timeouts: vec![],
+            workers: None,
         }
     }
 
@@ -144,6 +147,9 @@ impl GatewaySpec {
             for (k, v) in &self.timeouts {
                 writeln!(s, "{k} = {v:?}").unwrap();
             }
+        }
+        if let Some(n) = self.workers {
+            writeln!(s, "\n[runtime]\nworkers = {n}").unwrap();
         }
         for p in &self.peers {
             let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();

@@ -44,6 +44,7 @@ pub struct MeshBuilder {
     exports: Vec<(String, String, Vec<String>)>,
     sync: Vec<(String, String)>,
     timeouts: Vec<(String, String)>,
+    workers: Option<u32>,
     unreachable: Vec<String>,
 }
 
@@ -61,6 +62,7 @@ impl MeshBuilder {
             exports: vec![],
             sync: vec![],
             timeouts: vec![],
+            workers: None,
             unreachable: vec![],
         }
     }
@@ -100,6 +102,12 @@ impl MeshBuilder {
         self
     }
 
+    /// Sets `[runtime] workers` on every gateway.
+    pub fn workers(mut self, n: u32) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
     /// Creates the PKI, stores and configs, and starts every gateway.
     pub async fn start(self) -> Result<Mesh> {
         let dir = tempfile::Builder::new().prefix("meshgw-e2e-").tempdir()?;
@@ -136,6 +144,7 @@ impl MeshBuilder {
                     s.sync.push((k.clone(), val.clone()));
                 }
                 s.timeouts.clone_from(&self.timeouts);
+                s.workers = self.workers;
                 s.exports = self
                     .exports
                     .iter()

@@ -89,6 +89,9 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
     let m = MeshBuilder::new()
         .cluster("a", Backend::Etcd(1), 1)
         .cluster("b", Backend::Etcd(1), 1)
+        // One-thread gateways (`[runtime] workers = 1`), as the benchmark
+        // runs them; the other suites run the default, one per core.
+        .workers(1)
         .export("a", "default/*", &["*"])
         .start()
         .await?;

@@ -82,6 +82,10 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
     let timeouts = root
         .table_or_empty(d, "timeouts", &empty)
         .and_then(|t| read_timeouts(&t, d));
+    let workers = root
+        .table_or_empty(d, "runtime", &empty)
+        .and_then(|t| t.integer(d, "workers", 0, 256))
+        .map(|w| usize::try_from(w.value).ok().filter(|&n| n > 0));
     let own_name = cluster.as_ref().map(|c: &ClusterConfig| c.name.as_str());
     let peers = peers::read_peers(&root.tables(d, "peers"), d, own_name);
     let exports = peers::read_exports(&root.tables(d, "exports"), d, &peers.names);
@@ -93,6 +97,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
         tls: tls?,
         sync: sync?,
         timeouts: timeouts?,
+        workers: workers?,
         peers: peers.peers?,
         exports: exports?,
         source,

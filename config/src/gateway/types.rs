@@ -22,6 +22,9 @@ pub struct GatewayConfig {
     pub sync: SyncConfig,
     /// `[timeouts]`: timeouts of forwarded connections.
     pub timeouts: ForwardTimeouts,
+    /// `[runtime] workers`: threads that run the gateway (`None`: one per CPU
+    /// core; 1: one thread, no hand-offs between threads).
+    pub workers: Option<usize>,
     /// `[[peers]]`: gateways of other clusters, in file order.
     pub peers: Vec<PeerConfig>,
     /// `[[exports]]`: which local services are offered to which peers.

@@ -15,7 +15,20 @@ use meshgw_config::{AnyConfig, GatewayConfig, SidecarConfig, load_any};
 /// `meshgw gateway --config FILE`.
 pub fn gateway(config: &Path) -> Result<()> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    let rt = tokio::runtime::Runtime::new()?;
+    // One worker: a current-thread runtime, as for a sidecar; otherwise one
+    // worker per core unless the config says how many.
+    let rt = match cfg.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                b.worker_threads(n);
+            }
+            b.enable_all().build()?
+        }
+    };
     rt.block_on(crate::app::run(cfg))
 }
 

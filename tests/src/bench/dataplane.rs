@@ -216,6 +216,9 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let mesh = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .cluster("b", Backend::Embedded, 1)
+        // One thread per gateway, as every sidecar (their default) and the
+        // HAProxy compared with (nbthread 1).
+        .workers(1)
         .export("a", "default/*", &["*"])
         .start()
         .await?;

@@ -214,6 +214,8 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let mesh = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .cluster("b", Backend::Embedded, 1)
+        // One thread per gateway, as in the dataplane benchmark.
+        .workers(1)
         .export("a", "default/*", &["*"])
         .start()
         .await?;

@@ -112,7 +112,9 @@ pub(super) fn render(
          (HTTP/1.1 in; pooled HTTP/2 out over TLS 1.3 with a client certificate) → HAProxy back (verifies it; HTTP/1.1 to the app) → app;\n\
          - **meshgw same cluster**: client → client sidecar (outbound HTTP) → server sidecar (inbound, mTLS, h2) → app;\n\
          - **meshgw cross cluster**: the service runs only in cluster a, the client sidecar is in b: \
-         client sidecar → gateway b → QUIC → gateway a → server sidecar → app.\n",
+         client sidecar → gateway b → QUIC → gateway a → server sidecar → app.\n\n\
+         Every proxy runs one thread, as HAProxy does here: sidecars by default, gateways with `[runtime] workers = 1` \
+         (their default is one thread per core; one thread uses about 10% less CPU per request at this rate).\n",
         size = opts.size
     )
     .unwrap();

@@ -32,7 +32,7 @@ fn unknown_key_suggests_nearest_with_line() {
     );
     assert!(
         e.message
-            .contains("mesh, cluster, listen, store, tls, sync, timeouts, peers, exports"),
+            .contains("mesh, cluster, listen, store, tls, sync, timeouts, runtime, peers, exports"),
         "{e}"
     );
     let shown = e.to_string();

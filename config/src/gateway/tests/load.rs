@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{FULL, Fixture};
+use super::{FULL, Fixture, line_of, only};
 use crate::{ExportRule, ForwardTimeouts, GatewayConfig, ListenConfig, StoreConfig, SyncConfig};
 
 const MINIMAL: &str = r#"
@@ -96,6 +96,7 @@ fn minimal_config_takes_every_default() {
     assert_eq!(c.listen, ListenConfig::default());
     assert_eq!(c.sync, SyncConfig::default());
     assert_eq!(c.timeouts, ForwardTimeouts::default());
+    assert_eq!(c.workers, None, "one worker per core unless asked");
     let want = StoreConfig::Embedded {
         data_dir: fx.path("state"),
         prefix: "/meshgw".into(),
@@ -134,6 +135,21 @@ fn forward_timeouts_are_read_and_zero_is_refused() {
     let err = fx.load(&zero).unwrap_err().to_string();
     assert!(err.contains("timeouts.idle"), "{err}");
     assert!(err.contains("greater than zero"), "{err}");
+}
+
+#[test]
+fn runtime_workers_are_read_with_zero_for_one_per_core() {
+    let fx = Fixture::new();
+    let with = |n: &str| format!("{MINIMAL}\n[runtime]\nworkers = {n}\n");
+    let c = fx.load(&with("1")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.workers, Some(1));
+    let c = fx.load(&with("0")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.workers, None);
+    let text = with("300");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "runtime.workers");
+    assert_eq!(e.line, Some(line_of(&text, "workers = 300")));
+    assert!(e.message.contains("use 0 to 256"), "{e}");
 }
 
 #[test]
