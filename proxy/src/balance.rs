@@ -4,10 +4,12 @@
 //! the lowest tunnel RTT, reached through the local gateway.
 //!
 //! The [`Balancer`] keeps per-target state across calls: requests in flight
-//! (counted by [`InFlight`] guards) and consecutive connect failures
-//! (outlier detection: [`OutlierPolicy::max_failures`] in a row eject a
-//! target for [`OutlierPolicy::ejection`]). Time is passed in as `now`, and
-//! the random choice comes from a seedable RNG, so tests are deterministic.
+//! (counted by [`InFlight`] guards) and outlier detection
+//! ([`crate::outlier`]: consecutive connect failures or 5xx responses eject
+//! a target for a while). Ejected targets are used only when nothing else
+//! is left, so an ejection never turns into an outage of its own. Time is
+//! passed in as `now`, and the random choice comes from a seedable RNG, so
+//! tests are deterministic.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::FastMap;
 use crate::catalog::{LocalEndpoint, View};
+pub use crate::outlier::OutlierPolicy;
+use crate::outlier::{Health, Outcome};
 
 /// Where a connection for a service goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,34 +56,9 @@ pub struct Here {
     pub zone: String,
 }
 
-/// Outlier detection settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutlierPolicy {
-    /// Consecutive connect failures that eject a target.
-    pub max_failures: u32,
-    /// How long an ejected target is skipped.
-    pub ejection: Duration,
-}
-
-impl Default for OutlierPolicy {
-    /// Returns 3 failures, 10 seconds.
-    fn default() -> Self {
-        OutlierPolicy {
-            max_failures: 3,
-            ejection: Duration::from_secs(10),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Stats {
     in_flight: AtomicUsize,
-}
-
-#[derive(Debug, Default)]
-struct Health {
-    failures: u32,
-    ejected_until: Option<Instant>,
 }
 
 /// What the balancer remembers of one service's targets, by local
@@ -185,8 +164,9 @@ impl Balancer {
 
     /// Chooses a target for `svc` from `view`, skipping targets whose key is in
     /// `exclude` (a retry's failed target) and ejected targets. Returns `None`
-    /// when nothing healthy is known. Ejected local endpoints are still used
-    /// as a last resort when nothing else is left.
+    /// when nothing healthy is known. Ejected targets are still used as a
+    /// last resort when nothing else is left (local instances first, then
+    /// remote clusters): an ejection moves traffic, it never stops it.
     pub fn choose(
         &self,
         view: &View,
@@ -225,13 +205,18 @@ impl Balancer {
                 return Some(inner.p2c(svc, &tier));
             }
         }
-        if let Some(cluster) = self.best_remote(&inner, view, svc, now, exclude) {
-            return Some(Pick {
-                target: Target::ViaGateway { cluster },
-                guard: InFlight::none(),
-            });
+        let remote = |cluster| Pick {
+            target: Target::ViaGateway { cluster },
+            guard: InFlight::none(),
+        };
+        if let Some(cluster) = self.best_remote(&inner, view, svc, now, exclude, false) {
+            return Some(remote(cluster));
         }
-        (!ejected.is_empty()).then(|| inner.p2c(svc, &ejected))
+        if !ejected.is_empty() {
+            return Some(inner.p2c(svc, &ejected));
+        }
+        self.best_remote(&inner, view, svc, now, exclude, true)
+            .map(remote)
     }
 
     fn best_remote(
@@ -241,6 +226,7 @@ impl Balancer {
         svc: &ServiceName,
         now: Instant,
         exclude: &[String],
+        even_ejected: bool,
     ) -> Option<String> {
         let mut usable: Vec<(Option<Duration>, &str)> = view
             .remote
@@ -249,7 +235,7 @@ impl Balancer {
             .filter(|c| c.healthy > 0 && !c.stale)
             .filter(|c| {
                 !excludes_cluster(exclude, &c.cluster)
-                    && !inner.is_ejected(svc, &Side::Cluster, &c.cluster, now)
+                    && (even_ejected || !inner.is_ejected(svc, &Side::Cluster, &c.cluster, now))
             })
             .map(|c| (view.peer_rtt.get(&c.cluster).copied(), c.cluster.as_str()))
             .collect();
@@ -262,21 +248,36 @@ impl Balancer {
     /// success clears its failure count; the `max_failures`-th failure in a
     /// row ejects it for the ejection window.
     pub fn report(&self, svc: &ServiceName, target: &Target, ok: bool, now: Instant) {
+        let outcome = if ok {
+            Outcome::Connected
+        } else {
+            Outcome::ConnectFailed
+        };
+        self.record(svc, target, outcome, now);
+    }
+
+    /// Records the status of a response from `target` for `svc` at `now`:
+    /// the `max_server_errors`-th 5xx in a row ejects it; an answer below
+    /// 500 clears its record, ejection included.
+    pub fn report_response(&self, svc: &ServiceName, target: &Target, status: u16, now: Instant) {
+        let outcome = if status >= 500 {
+            Outcome::ServerError
+        } else {
+            Outcome::Answered
+        };
+        self.record(svc, target, outcome, now);
+    }
+
+    fn record(&self, svc: &ServiceName, target: &Target, outcome: Outcome, now: Instant) {
         let mut inner = self.inner.lock().expect("balancer lock");
-        if ok && inner.is_healthy(svc, target) {
+        let good = matches!(outcome, Outcome::Connected | Outcome::Answered);
+        if good && inner.is_healthy(svc, target) {
             return;
         }
         let h = inner.service_mut(svc).health_mut(target);
-        if ok {
-            *h = Health::default();
-            return;
-        }
-        h.failures += 1;
-        if h.failures >= self.policy.max_failures {
-            h.failures = 0;
-            h.ejected_until = Some(now + self.policy.ejection);
+        if let Some(why) = h.record(outcome, now, &self.policy) {
             tracing::warn!(service = %svc, target = %target.key(), ejection = ?self.policy.ejection,
-                "ejecting target after consecutive connect failures");
+                cause = ?why, "ejecting target after consecutive failures");
         }
     }
 
@@ -342,7 +343,7 @@ impl Inner {
             Target::Local(ep) => per.local.get(&ep.id),
             Target::ViaGateway { cluster } => per.clusters.get(cluster),
         };
-        h.is_none_or(|h| h.failures == 0 && h.ejected_until.is_none())
+        h.is_none_or(Health::is_clear)
     }
 
     fn is_ejected(&self, svc: &ServiceName, side: &Side, name: &str, now: Instant) -> bool {
@@ -352,8 +353,7 @@ impl Inner {
                 Side::Local => per.local.get(name),
                 Side::Cluster => per.clusters.get(name),
             })
-            .and_then(|h| h.ejected_until)
-            .is_some_and(|until| now < until)
+            .is_some_and(|h| h.is_ejected(now))
     }
 
     fn load(&mut self, svc: &ServiceName, ep: &LocalEndpoint) -> Arc<Stats> {

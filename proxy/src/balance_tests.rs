@@ -270,3 +270,65 @@ fn targets_the_catalog_drops_are_forgotten_unless_in_flight() {
     let keys: Vec<&String> = inner.services[&svc()].load.keys().collect();
     assert_eq!(keys, vec!["c"]);
 }
+
+#[test]
+fn an_ejected_remote_cluster_is_a_last_resort_after_ejected_locals() {
+    let t0 = Instant::now();
+    let mut v = view(vec![], vec![remote("b", 1, false), remote("c", 1, false)]);
+    v.peer_rtt.insert("b".into(), Duration::from_millis(5));
+    v.peer_rtt.insert("c".into(), Duration::from_millis(50));
+    let b = balancer(1);
+    let cluster = |c: &str| Target::ViaGateway { cluster: c.into() };
+    for _ in 0..3 {
+        b.report(&svc(), &cluster("b"), false, t0);
+    }
+    assert_eq!(key(&b.choose(&v, &svc(), t0, &[])), "cluster/c");
+    for _ in 0..3 {
+        b.report(&svc(), &cluster("c"), false, t0);
+    }
+    // Both ejected: still the nearest, rather than no target at all.
+    assert_eq!(key(&b.choose(&v, &svc(), t0, &[])), "cluster/b");
+    // An ejected local instance comes before an ejected remote cluster.
+    let local = ep("a", "eu", "eu-a");
+    let v = View {
+        local: [(svc(), vec![Arc::new(local.clone())])]
+            .into_iter()
+            .collect(),
+        ..v
+    };
+    for _ in 0..3 {
+        b.report(&svc(), &Target::Local(Arc::new(local.clone())), false, t0);
+    }
+    assert_eq!(key(&b.choose(&v, &svc(), t0, &[])), "local/a");
+}
+
+#[test]
+fn five_5xx_in_a_row_eject_an_instance_until_the_window_ends() {
+    let t0 = Instant::now();
+    let (bad, good) = (ep("bad", "eu", "eu-a"), ep("good", "eu", "eu-a"));
+    let v = view(vec![bad.clone(), good], vec![]);
+    let b = balancer(7);
+    let bad = Target::Local(Arc::new(bad));
+    for status in [500, 503, 502, 504] {
+        b.report_response(&svc(), &bad, status, t0);
+        b.report(&svc(), &bad, true, t0); // the pooled connection "connects"
+    }
+    let picks = |b: &Balancer, at| {
+        (0..40)
+            .filter(|_| key(&b.choose(&v, &svc(), at, &[])) == "local/bad")
+            .count()
+    };
+    assert!(picks(&b, t0) > 0, "four 5xx do not eject");
+    b.report_response(&svc(), &bad, 500, t0);
+    assert_eq!(picks(&b, t0), 0, "the fifth ejects");
+    assert!(
+        picks(&b, t0 + Duration::from_secs(10)) > 0,
+        "back after 10 s"
+    );
+    // An answer below 500 in between resets the count.
+    let b = balancer(7);
+    for status in [500, 500, 500, 500, 404, 500] {
+        b.report_response(&svc(), &bad, status, t0);
+    }
+    assert!(picks(&b, t0) > 0);
+}

@@ -96,6 +96,13 @@ impl Dialer {
             .map_or(0, |c| c.healthy)
     }
 
+    /// Feeds the status of a response from `target` to outlier detection
+    /// (5xx in a row eject it).
+    pub fn report_response(&self, svc: &ServiceName, target: &Target, status: u16) {
+        self.balancer
+            .report_response(svc, target, status, Instant::now());
+    }
+
     /// Chooses a target for `svc`, connects to it with ALPN `alpn`, and
     /// retries once on another target if the first failure is retryable.
     pub async fn connect(

@@ -16,7 +16,7 @@
 //!   `outbound.http`), routing by service name; [`balance`] chooses the
 //!   target, [`connect`] dials it (directly, or through the local gateway
 //!   with the route header and a nested mTLS session), and [`error`] says
-//!   which hop failed and why.
+//!   which hop failed and why; [`outlier`] ejects targets that keep failing.
 #![forbid(unsafe_code)]
 
 pub mod accept;
@@ -29,6 +29,7 @@ pub mod error;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
+pub mod outlier;
 pub mod route;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod route_check;

@@ -152,6 +152,37 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
     Ok(resp)
 }
 
+/// Starts a broken HTTP app `name`: `GET /healthz` answers 200 (its health
+/// check passes), every other request `status` with the body
+/// `name=<name> failing`.
+pub async fn http_failing(name: &str, status: u16) -> Result<App> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let name = name.to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let name = name.clone();
+                    async move {
+                        let mut resp = Response::new(full(format!("name={name} failing\n")));
+                        if req.uri().path() != "/healthz" {
+                            *resp.status_mut() = http::StatusCode::from_u16(status)
+                                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(App { addr, task })
+}
+
 /// Starts a TCP echo app.
 pub async fn tcp_echo() -> Result<App> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

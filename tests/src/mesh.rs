@@ -197,6 +197,37 @@ impl MeshBuilder {
 }
 
 impl Mesh {
+    /// Waits (up to 20 s) until cluster `viewer`'s catalog shows `svc`
+    /// (`ns/name`) in cluster `src` not stale, with `healthy` healthy
+    /// instances and, when given, `total` instances in all.
+    pub async fn sees(
+        &self,
+        viewer: &str,
+        svc: &str,
+        src: &str,
+        healthy: u32,
+        total: Option<u32>,
+    ) -> Result<()> {
+        let api = crate::client::Api::connect(self, viewer).await?;
+        crate::wait::until(
+            &format!("{viewer} sees {svc} in {src} with {healthy} healthy of {total:?}"),
+            std::time::Duration::from_secs(20),
+            || {
+                let mut api = api.clone();
+                async move {
+                    Ok(api
+                        .cluster_view(svc, src)
+                        .await?
+                        .filter(|v| {
+                            v.healthy == healthy && !v.stale && total.is_none_or(|t| v.total == t)
+                        })
+                        .map(|_| ()))
+                }
+            },
+        )
+        .await
+    }
+
     /// Returns cluster `name`'s first gateway.
     pub fn gw(&mut self, name: &str) -> &mut GatewayProc {
         &mut self.clusters.get_mut(name).expect("cluster").gateways[0]

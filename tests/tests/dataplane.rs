@@ -56,25 +56,6 @@ fn curl(sc: &SidecarProc, host: &str, path: &str, extra: &[&str]) -> Result<(u16
     Ok((status, head.to_string(), body.to_string()))
 }
 
-async fn sees(m: &Mesh, viewer: &str, svc: &str, src: &str, healthy: u32) -> Result<()> {
-    let api = Api::connect(m, viewer).await?;
-    wait::until(
-        &format!("{viewer} sees {svc} in {src} with {healthy} healthy"),
-        T,
-        || {
-            let mut api = api.clone();
-            async move {
-                Ok(api
-                    .cluster_view(svc, src)
-                    .await?
-                    .filter(|v| v.healthy == healthy && !v.stale)
-                    .map(|_| ()))
-            }
-        },
-    )
-    .await
-}
-
 fn forwarded(m: &Mesh, cluster: &str) -> Result<u64> {
     let (_, body) = m.clusters[cluster].gateways[0].admin_get("/metrics")?;
     Ok(body
@@ -109,7 +90,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
     spec.upstreams = vec![(upstream, "default/echo".into())];
     let client = SidecarProc::start(spec, m.dir.path()).await?;
     for s in ["default/payments", "default/inventory", "default/echo"] {
-        sees(&m, "b", s, "a", 1).await?;
+        m.sees("b", s, "a", 1, None).await?;
     }
     let r: Result<()> = async {
         // HTTP by name, with the caller's identity and source cluster passed on.
@@ -250,7 +231,7 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
     let client = m
         .sidecar("a", "default/orders", "http", orders.addr)
         .await?;
-    sees(&m, "a", "default/payments", "a", 1).await?;
+    m.sees("a", "default/payments", "a", 1, None).await?;
     let fwd_before = forwarded(&m, "a")?;
     for _ in 0..20 {
         let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
@@ -286,8 +267,8 @@ async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
     let client = m
         .sidecar("a", "default/orders", "http", orders.addr)
         .await?;
-    sees(&m, "a", "default/payments", "b", 1).await?;
-    sees(&m, "a", "default/payments", "a", 1).await?;
+    m.sees("a", "default/payments", "b", 1, None).await?;
+    m.sees("a", "default/payments", "a", 1, None).await?;
     for _ in 0..10 {
         let (_, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
         ensure!(
@@ -349,7 +330,7 @@ async fn gateways_never_see_application_bytes() -> Result<()> {
     let mut spec = m.sidecar_spec("b", "default/orders", "http", orders.addr)?;
     spec.gateway.1 = hop.addr;
     let client = SidecarProc::start(spec, m.dir.path()).await?;
-    sees(&m, "b", "default/payments", "a", 1).await?;
+    m.sees("b", "default/payments", "a", 1, None).await?;
     let marker = "MARKER-7f3a9c-never-in-clear";
     let (status, _, body) = curl(
         &client,
@@ -464,7 +445,7 @@ async fn a_timeout_is_reported_at_the_hop_that_timed_out() -> Result<()> {
     let mut a = Api::connect(&m, "a").await?;
     a.register_at("default/slow", "s1", "127.0.0.1", hole_addr.port(), 60)
         .await?;
-    sees(&m, "b", "default/slow", "a", 1).await?;
+    m.sees("b", "default/slow", "a", 1, None).await?;
     let orders = apps::http("orders-b").await?;
     let client = m
         .sidecar("b", "default/orders", "http", orders.addr)
@@ -509,7 +490,7 @@ async fn one_callers_requests_spread_over_a_remote_clusters_instances() -> Resul
         let sc = m.sidecar("a", "default/payments", "http", app.addr).await?;
         servers.push((app, sc));
     }
-    sees(&m, "b", "default/payments", "a", 3).await?;
+    m.sees("b", "default/payments", "a", 3, None).await?;
     let orders = apps::http("orders-b").await?;
     let client = m
         .sidecar("b", "default/orders", "http", orders.addr)

@@ -14,8 +14,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use meshgw_tests::apps;
-use meshgw_tests::client::Api;
-use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::mesh::{Backend, MeshBuilder};
 use meshgw_tests::wait;
 
 const HOST: &str = "payments.default.mesh";
@@ -38,26 +37,6 @@ async fn get(
         .header(http::header::HOST, HOST)
         .body(Empty::new())?;
     Ok(sender.send_request(req).await?)
-}
-
-/// Waits until cluster `a`'s catalog has `total` payments instances, all healthy.
-async fn payments_instances(m: &Mesh, total: u32) -> Result<()> {
-    let api = Api::connect(m, "a").await?;
-    wait::until(
-        &format!("a lists {total} healthy payments instances"),
-        Duration::from_secs(20),
-        || {
-            let mut api = api.clone();
-            async move {
-                Ok(api
-                    .cluster_view("default/payments", "a")
-                    .await?
-                    .filter(|v| v.total == total && v.healthy == total)
-                    .map(|_| ()))
-            }
-        },
-    )
-    .await
 }
 
 /// What the load loop saw: requests answered by each app, and failures.
@@ -153,7 +132,7 @@ async fn sigterm_finishes_requests_in_flight_and_callers_lose_none() -> Result<(
     let mut client = m
         .sidecar("a", "default/orders", "http", orders.addr)
         .await?;
-    payments_instances(&m, 2).await?;
+    m.sees("a", "default/payments", "a", 2, Some(2)).await?;
     let out = client.spec.outbound_http;
     // The caller's sidecar follows the catalog: wait until it uses both.
     wait::until(
@@ -209,7 +188,7 @@ async fn sigterm_finishes_requests_in_flight_and_callers_lose_none() -> Result<(
             "the sidecar exited before its request in flight had ended"
         );
     }
-    payments_instances(&m, 1).await?;
+    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
 
     // Keep the load going a while on the remaining instance, then look.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -135,7 +135,11 @@ async fn forward(
                 let detail = format!("no response head within {limit:?}");
                 return Err(ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send());
             }
-            Ok(Ok(resp)) => break (resp, target, connected.guard),
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                shared.dialer.report_response(svc, &target, status);
+                break (resp, target, connected.guard);
+            }
             Ok(Err(mut e)) => match e.take_message() {
                 // The pooled connection closed (its instance draining, a
                 // GOAWAY) before the request was written: nothing reached

@@ -1,0 +1,246 @@
+//! Outlier detection, without I/O: what a sidecar remembers of each target
+//! (a local instance or a remote cluster) of a service, and when that
+//! ejects it. Consecutive failed connection attempts, or consecutive HTTP
+//! 5xx responses, eject a target for [`OutlierPolicy::ejection`]; a success
+//! of the same kind resets its count. A target whose ejection ended is on
+//! probation: its next failure ejects it again at once, for one more
+//! ejection time each time (up to [`MAX_EJECTION_FACTOR`] times), until a
+//! success clears its record. So an instance that stays broken costs its
+//! callers a few failed requests, then one per ever longer ejection (as
+//! Envoy's growing ejection time and Linkerd's probation do). The
+//! [`crate::balance::Balancer`] holds one [`Health`] per target and skips
+//! ejected ones while anything else is left.
+
+use std::time::{Duration, Instant};
+
+/// The longest ejection, in ejection times (10 s × 30 = 5 minutes by default).
+pub const MAX_EJECTION_FACTOR: u32 = 30;
+
+/// Outlier detection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierPolicy {
+    /// Consecutive connect failures that eject a target.
+    pub max_failures: u32,
+    /// Consecutive HTTP 5xx responses that eject a target.
+    pub max_server_errors: u32,
+    /// How long an ejected target is skipped.
+    pub ejection: Duration,
+}
+
+impl Default for OutlierPolicy {
+    /// Returns 3 connect failures or 5 server errors, 10 seconds.
+    fn default() -> Self {
+        OutlierPolicy {
+            max_failures: 3,
+            max_server_errors: 5,
+            ejection: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One outcome of using a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A connection attempt (or the reuse of a pooled connection) worked.
+    Connected,
+    /// A connection attempt failed with a retryable reason.
+    ConnectFailed,
+    /// A response head arrived with a status below 500.
+    Answered,
+    /// A response head arrived with a 5xx status.
+    ServerError,
+}
+
+/// Why a target was ejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ejected {
+    /// `max_failures` connect failures in a row.
+    ConnectFailures,
+    /// `max_server_errors` 5xx responses in a row.
+    ServerErrors,
+}
+
+/// What is remembered of one target.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    connect_failures: u32,
+    server_errors: u32,
+    ejected: Option<(Instant, Ejected)>,
+    /// Ejections since the last success that cleared the record: non-zero
+    /// means on probation (one failure ejects again, for longer).
+    ejections: u32,
+}
+
+impl Health {
+    /// Whether nothing is on record (no count, no ejection).
+    pub(crate) fn is_clear(&self) -> bool {
+        self.connect_failures == 0
+            && self.server_errors == 0
+            && self.ejected.is_none()
+            && self.ejections == 0
+    }
+
+    /// Whether the target is ejected at `now`.
+    pub(crate) fn is_ejected(&self, now: Instant) -> bool {
+        self.ejected.is_some_and(|(until, _)| now < until)
+    }
+
+    /// Records `outcome` at `now`; returns the cause when it ejects the target.
+    ///
+    /// A connect success clears connect failures and an ejection they
+    /// caused, not one caused by 5xx responses: every request on a pooled
+    /// connection "connects", so only an answer below 500 proves an
+    /// instance that answered with errors works again.
+    pub(crate) fn record(
+        &mut self,
+        outcome: Outcome,
+        now: Instant,
+        policy: &OutlierPolicy,
+    ) -> Option<Ejected> {
+        match outcome {
+            Outcome::Connected => {
+                self.connect_failures = 0;
+                if matches!(self.ejected, Some((_, Ejected::ConnectFailures))) {
+                    self.ejected = None;
+                    self.ejections = 0;
+                }
+                None
+            }
+            Outcome::Answered => {
+                *self = Health::default();
+                None
+            }
+            Outcome::ConnectFailed => {
+                self.connect_failures += 1;
+                let limit = self.limit(policy.max_failures);
+                (self.connect_failures >= limit).then(|| {
+                    self.connect_failures = 0;
+                    self.eject(now, policy, Ejected::ConnectFailures)
+                })
+            }
+            Outcome::ServerError => {
+                self.server_errors += 1;
+                let limit = self.limit(policy.max_server_errors);
+                (self.server_errors >= limit).then(|| {
+                    self.server_errors = 0;
+                    self.eject(now, policy, Ejected::ServerErrors)
+                })
+            }
+        }
+    }
+
+    /// Failures in a row that eject: `max`, or 1 on probation.
+    fn limit(&self, max: u32) -> u32 {
+        if self.ejections > 0 { 1 } else { max.max(1) }
+    }
+
+    fn eject(&mut self, now: Instant, policy: &OutlierPolicy, why: Ejected) -> Ejected {
+        self.ejections = self.ejections.saturating_add(1);
+        let factor = self.ejections.min(MAX_EJECTION_FACTOR);
+        self.ejected = Some((now + policy.ejection * factor, why));
+        why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(outcomes: &[Outcome], now: Instant) -> (Health, Vec<Ejected>) {
+        let mut h = Health::default();
+        let policy = OutlierPolicy::default();
+        let ejections = outcomes
+            .iter()
+            .filter_map(|&o| h.record(o, now, &policy))
+            .collect();
+        (h, ejections)
+    }
+
+    #[test]
+    fn three_connect_failures_or_five_server_errors_in_a_row_eject() {
+        let t0 = Instant::now();
+        use Outcome::*;
+        let (h, e) = run(&[ConnectFailed, ConnectFailed, ConnectFailed], t0);
+        assert_eq!(e, [Ejected::ConnectFailures]);
+        assert!(h.is_ejected(t0) && h.is_ejected(t0 + Duration::from_millis(9_999)));
+        assert!(!h.is_ejected(t0 + Duration::from_secs(10)));
+        let (h, e) = run(&[ServerError; 4], t0);
+        assert!(e.is_empty() && !h.is_ejected(t0));
+        let (h, e) = run(&[ServerError; 5], t0);
+        assert_eq!(e, [Ejected::ServerErrors]);
+        assert!(h.is_ejected(t0));
+    }
+
+    #[test]
+    fn a_success_of_the_same_kind_resets_the_count() {
+        let t0 = Instant::now();
+        use Outcome::*;
+        let (h, e) = run(
+            &[ConnectFailed, ConnectFailed, Connected, ConnectFailed],
+            t0,
+        );
+        assert!(e.is_empty() && !h.is_ejected(t0));
+        let s = ServerError;
+        let (h, e) = run(&[s, s, s, s, Answered, s, s, s, s], t0);
+        assert!(e.is_empty() && !h.is_ejected(t0));
+        // Requests on a pooled connection "connect" each time: that must
+        // not hide an instance answering 5xx.
+        let (h, e) = run(
+            &[s, Connected, s, Connected, s, Connected, s, Connected, s],
+            t0,
+        );
+        assert_eq!(e, [Ejected::ServerErrors]);
+        assert!(h.is_ejected(t0));
+    }
+
+    #[test]
+    fn after_an_ejection_one_failure_ejects_again_for_longer_until_a_success() {
+        let policy = OutlierPolicy::default();
+        let t0 = Instant::now();
+        let mut h = Health::default();
+        for _ in 0..5 {
+            h.record(Outcome::ServerError, t0, &policy);
+        }
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(!h.is_ejected(t1), "the first ejection lasts 10 s");
+        // On probation: one more 5xx ejects for 20 s, the next for 30 s.
+        assert_eq!(
+            h.record(Outcome::ServerError, t1, &policy),
+            Some(Ejected::ServerErrors)
+        );
+        assert!(h.is_ejected(t1 + Duration::from_millis(19_999)));
+        let t2 = t1 + Duration::from_secs(20);
+        assert!(!h.is_ejected(t2));
+        h.record(Outcome::ServerError, t2, &policy);
+        assert!(h.is_ejected(t2 + Duration::from_millis(29_999)));
+        assert!(!h.is_ejected(t2 + Duration::from_secs(30)));
+        // Capped at 30 ejection times.
+        let mut t = t2 + Duration::from_secs(30);
+        for _ in 0..40 {
+            h.record(Outcome::ServerError, t, &policy);
+            t += Duration::from_secs(300);
+        }
+        assert!(!h.is_ejected(t), "never longer than 5 minutes");
+        // A good answer ends probation: five in a row are needed again.
+        h.record(Outcome::Answered, t, &policy);
+        assert!(h.is_clear());
+        for _ in 0..4 {
+            assert_eq!(h.record(Outcome::ServerError, t, &policy), None);
+        }
+    }
+
+    #[test]
+    fn only_an_answer_below_500_lifts_an_ejection_for_server_errors() {
+        let t0 = Instant::now();
+        use Outcome::*;
+        let (mut h, _) = run(&[ServerError; 5], t0);
+        let policy = OutlierPolicy::default();
+        h.record(Connected, t0, &policy);
+        assert!(h.is_ejected(t0), "a pooled connection is no proof");
+        h.record(Answered, t0, &policy);
+        assert!(!h.is_ejected(t0) && h.is_clear());
+        let (mut h, _) = run(&[ConnectFailed; 3], t0);
+        h.record(Connected, t0, &policy);
+        assert!(!h.is_ejected(t0) && h.is_clear());
+    }
+}

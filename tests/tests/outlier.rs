@@ -1,0 +1,109 @@
+//! Outlier detection on answers: an instance whose app answers 5xx while
+//! its health check passes is ejected by its callers after five in a row,
+//! their calls fail over to another cluster, and once the ejection ends a
+//! single failed probe ejects it again.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use meshgw_tests::apps;
+use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::sidecar::SidecarProc;
+
+/// `GET /` through the sidecar's outbound listener: (status, body).
+fn call(sc: &SidecarProc) -> Result<(u16, String)> {
+    let url = format!("http://{}/", sc.spec.outbound_http);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(["-H", "Host: payments.default.mesh", &url])
+        .output()
+        .context("running curl")?;
+    ensure!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').context("no status line")?;
+    Ok((code.parse()?, body.trim_end().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_probe_ejects_it_again()
+-> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("b", "default/*", &["*"])
+        .start()
+        .await?;
+    // a's copy is broken (503 to every call) but healthy by its health
+    // check; b's copy works.
+    let broken = apps::http_failing("payments-a", 503).await?;
+    let good = apps::http("payments-b").await?;
+    let _sa = m
+        .sidecar("a", "default/payments", "http", broken.addr)
+        .await?;
+    let _sb = m
+        .sidecar("b", "default/payments", "http", good.addr)
+        .await?;
+    let orders = apps::http("orders").await?;
+    let client = m
+        .sidecar("a", "default/orders", "http", orders.addr)
+        .await?;
+    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
+    m.sees("a", "default/payments", "b", 1, None).await?;
+    // Calls go to the local copy first (locality) and pass its 503 on.
+    let first = call(&client)?;
+    ensure!(
+        first == (503, "name=payments-a failing".to_string()),
+        "the first call should reach the local (broken) copy: {first:?}"
+    );
+    let mut outcomes = vec![first];
+    let mut ejected_at = None;
+    for _ in 0..40 {
+        outcomes.push(call(&client)?);
+        if outcomes.len() == 5 {
+            ejected_at = Some(Instant::now());
+        }
+    }
+    let ejected_at = ejected_at.context("fewer than 5 calls")?;
+    let failed = outcomes.iter().filter(|(s, _)| *s != 200).count();
+    let first_ok = outcomes
+        .iter()
+        .position(|(s, _)| *s == 200)
+        .context("no call ever succeeded")?;
+    ensure!(
+        failed == 5 && first_ok == 5,
+        "expected exactly the first 5 calls to fail, then b to answer: {outcomes:?}\n{}",
+        client.log_text()
+    );
+    ensure!(
+        outcomes[5..]
+            .iter()
+            .all(|(s, b)| *s == 200 && b.starts_with("name=payments-b")),
+        "after the ejection every call should cross to b: {outcomes:?}"
+    );
+    let log = client.log_text();
+    ensure!(
+        log.contains("ejecting target after consecutive failures") && log.contains("ServerErrors"),
+        "the caller's sidecar does not log the ejection:\n{log}"
+    );
+
+    // The ejection lasts 10 s; then the still broken copy is on probation:
+    // one call probes it, fails, and ejects it again (for 20 s), so from
+    // 9 s to 13 s after the ejection exactly one call fails.
+    tokio::time::sleep_until((ejected_at + Duration::from_secs(9)).into()).await;
+    let mut around = Vec::new();
+    while ejected_at.elapsed() < Duration::from_secs(13) {
+        around.push(call(&client)?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let probes = around.iter().filter(|(s, _)| *s == 503).count();
+    ensure!(
+        probes == 1 && around.len() >= 20,
+        "expected one failed probe of the broken copy between 9 s and 13 s after its ejection: {around:?}"
+    );
+    Ok(())
+}
