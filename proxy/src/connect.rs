@@ -124,17 +124,39 @@ impl Dialer {
     pub async fn with_retry<T, F, Fut>(
         &self,
         svc: &ServiceName,
+        attempt: F,
+    ) -> Result<Connected<T>, ProxyError>
+    where
+        F: FnMut(Target) -> Fut,
+        Fut: Future<Output = Result<T, ProxyError>>,
+    {
+        self.with_retry_excluding(svc, Vec::new(), attempt).await
+    }
+
+    /// [`Dialer::with_retry`], never choosing a target whose key is in
+    /// `tried` (unless nothing else is left, as the balancer's last resort).
+    pub async fn with_retry_excluding<T, F, Fut>(
+        &self,
+        svc: &ServiceName,
+        mut tried: Vec<String>,
         mut attempt: F,
     ) -> Result<Connected<T>, ProxyError>
     where
         F: FnMut(Target) -> Fut,
         Fut: Future<Output = Result<T, ProxyError>>,
     {
-        let mut tried: Vec<String> = Vec::new();
         let mut last: Option<ProxyError> = None;
-        for _ in 0..2 {
+        for round in 0..2 {
             let view = self.catalog.current();
-            let Some(pick) = self.balancer.choose(&view, svc, Instant::now(), &tried) else {
+            let now = Instant::now();
+            let pick = self.balancer.choose(&view, svc, now, &tried).or_else(|| {
+                // The caller's exclusions only steer: with nothing else
+                // left, its target is still better than no target.
+                (round == 0 && !tried.is_empty())
+                    .then(|| self.balancer.choose(&view, svc, now, &[]))
+                    .flatten()
+            });
+            let Some(pick) = pick else {
                 return Err(last.unwrap_or_else(|| no_target(&view, svc)));
             };
             match attempt(pick.target.clone()).await {

@@ -66,9 +66,11 @@ pub(crate) struct Health {
     connect_failures: u32,
     server_errors: u32,
     ejected: Option<(Instant, Ejected)>,
-    /// Ejections since the last success that cleared the record: non-zero
-    /// means on probation (one failure ejects again, for longer).
-    ejections: u32,
+    /// Ejections for connect failures since a connection was made, and for
+    /// 5xx since an answer below 500: non-zero puts the target on probation
+    /// for that kind of failure (one ejects again, for longer).
+    connect_ejections: u32,
+    error_ejections: u32,
 }
 
 impl Health {
@@ -77,7 +79,8 @@ impl Health {
         self.connect_failures == 0
             && self.server_errors == 0
             && self.ejected.is_none()
-            && self.ejections == 0
+            && self.connect_ejections == 0
+            && self.error_ejections == 0
     }
 
     /// Whether the target is ejected at `now`.
@@ -90,7 +93,9 @@ impl Health {
     /// A connect success clears connect failures and an ejection they
     /// caused, not one caused by 5xx responses: every request on a pooled
     /// connection "connects", so only an answer below 500 proves an
-    /// instance that answered with errors works again.
+    /// instance that answered with errors works again. Failures while the
+    /// target is ejected (requests that were in flight, or a last resort)
+    /// count for nothing: they neither eject it again nor lengthen it.
     pub(crate) fn record(
         &mut self,
         outcome: Outcome,
@@ -100,9 +105,9 @@ impl Health {
         match outcome {
             Outcome::Connected => {
                 self.connect_failures = 0;
+                self.connect_ejections = 0;
                 if matches!(self.ejected, Some((_, Ejected::ConnectFailures))) {
                     self.ejected = None;
-                    self.ejections = 0;
                 }
                 None
             }
@@ -110,36 +115,41 @@ impl Health {
                 *self = Health::default();
                 None
             }
+            _ if self.is_ejected(now) => None,
             Outcome::ConnectFailed => {
                 self.connect_failures += 1;
-                let limit = self.limit(policy.max_failures);
+                let limit = limit(self.connect_ejections, policy.max_failures);
                 (self.connect_failures >= limit).then(|| {
                     self.connect_failures = 0;
+                    self.connect_ejections = self.connect_ejections.saturating_add(1);
                     self.eject(now, policy, Ejected::ConnectFailures)
                 })
             }
             Outcome::ServerError => {
                 self.server_errors += 1;
-                let limit = self.limit(policy.max_server_errors);
+                let limit = limit(self.error_ejections, policy.max_server_errors);
                 (self.server_errors >= limit).then(|| {
                     self.server_errors = 0;
+                    self.error_ejections = self.error_ejections.saturating_add(1);
                     self.eject(now, policy, Ejected::ServerErrors)
                 })
             }
         }
     }
 
-    /// Failures in a row that eject: `max`, or 1 on probation.
-    fn limit(&self, max: u32) -> u32 {
-        if self.ejections > 0 { 1 } else { max.max(1) }
-    }
-
     fn eject(&mut self, now: Instant, policy: &OutlierPolicy, why: Ejected) -> Ejected {
-        self.ejections = self.ejections.saturating_add(1);
-        let factor = self.ejections.min(MAX_EJECTION_FACTOR);
+        let factor = self
+            .connect_ejections
+            .saturating_add(self.error_ejections)
+            .min(MAX_EJECTION_FACTOR);
         self.ejected = Some((now + policy.ejection * factor, why));
         why
     }
+}
+
+/// Failures in a row that eject: `max`, or 1 on probation (`ejections` > 0).
+fn limit(ejections: u32, max: u32) -> u32 {
+    if ejections > 0 { 1 } else { max.max(1) }
 }
 
 #[cfg(test)]
@@ -227,6 +237,35 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(h.record(Outcome::ServerError, t, &policy), None);
         }
+    }
+
+    #[test]
+    fn failures_while_ejected_neither_eject_again_nor_lengthen_it() {
+        let t0 = Instant::now();
+        // Twelve 5xx at once, as from requests in flight when the fifth
+        // came back: one ejection, of 10 s.
+        let (h, e) = run(&[Outcome::ServerError; 12], t0);
+        assert_eq!(e, [Ejected::ServerErrors]);
+        assert!(!h.is_ejected(t0 + Duration::from_secs(10)));
+        let (h, e) = run(&[Outcome::ConnectFailed; 9], t0);
+        assert_eq!(e, [Ejected::ConnectFailures]);
+        assert!(!h.is_ejected(t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn probation_for_5xx_survives_a_connect_failure_and_a_connection() {
+        let policy = OutlierPolicy::default();
+        let t0 = Instant::now();
+        let (mut h, _) = run(&[Outcome::ServerError; 5], t0);
+        let t1 = t0 + Duration::from_secs(10);
+        // On probation for 5xx: a failed connect, then a working one...
+        h.record(Outcome::ConnectFailed, t1, &policy);
+        h.record(Outcome::Connected, t1, &policy);
+        // ...do not end it: the next 5xx still ejects at once.
+        assert_eq!(
+            h.record(Outcome::ServerError, t1, &policy),
+            Some(Ejected::ServerErrors)
+        );
     }
 
     #[test]

@@ -166,7 +166,11 @@ async fn sigterm_finishes_requests_in_flight_and_callers_lose_none() -> Result<(
     );
     let victim = usize::from(victim_app == "payments-2");
     let stop = Arc::new(AtomicBool::new(false));
-    let load_task = tokio::spawn(load(out, stop.clone()));
+    // Four callers at once, so requests are often queued on a pooled
+    // connection at the moment the stopped instance closes it.
+    let load_tasks: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(load(out, stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // SIGTERM the victim's sidecar.
@@ -193,7 +197,17 @@ async fn sigterm_finishes_requests_in_flight_and_callers_lose_none() -> Result<(
     // Keep the load going a while on the remaining instance, then look.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let tally = load_task.await?;
+    let mut tally = Tally::default();
+    for task in load_tasks {
+        let t = task.await?;
+        tally.failures.extend(t.failures);
+        for (app, n) in t.by_app {
+            match tally.by_app.iter_mut().find(|(a, _)| *a == app) {
+                Some((_, total)) => *total += n,
+                None => tally.by_app.push((app, n)),
+            }
+        }
+    }
     eprintln!("load across the SIGTERM: {tally:?}");
     let answered: u32 = tally.by_app.iter().map(|(_, n)| n).sum();
     ensure!(

@@ -116,50 +116,61 @@ async fn forward(
     let traceparent = host::prepare(&mut req, authority, &shared.source_cluster)?;
     let tp = traceparent.as_str();
     let limit = shared.cfg.timeouts.request;
-    let deadline = tokio::time::Instant::now() + limit;
     // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).
     let (head, body) = req.into_parts();
     let mut req = Request::from_parts(head, Coalesce::prefetched(body).await);
+    let mut deadline = None;
+    let mut avoid = Vec::new();
     let mut resent = false;
     let (resp, target, guard) = loop {
         let connected = shared
             .dialer
-            .with_retry(
-                svc,
-                |t| async move { sender(shared, t, svc, port, tp).await },
-            )
+            .with_retry_excluding(svc, std::mem::take(&mut avoid), |t| async move {
+                sender(shared, t, svc, port, tp).await
+            })
             .await?;
         let (mut sender, target) = (connected.conn, connected.target);
+        // `timeouts.request` runs from the first connection to the
+        // response head; a resend gets what is left of it.
+        let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+        let timed_out = || {
+            let detail = format!("no response head within {limit:?}");
+            ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send()
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(timed_out());
+        }
         match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
-            Err(_) => {
-                let detail = format!("no response head within {limit:?}");
-                return Err(ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send());
-            }
+            Err(_) => return Err(timed_out()),
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
                 shared.dialer.report_response(svc, &target, status);
                 break (resp, target, connected.guard);
             }
-            Ok(Err(mut e)) => match e.take_message() {
-                // The pooled connection closed (its instance draining, a
-                // GOAWAY) before the request was written: nothing reached
-                // the instance, so choose again, once (the closed
-                // connection leaves the pool on the next lookup).
-                Some(back) if !resent => {
-                    tracing::debug!(service = %svc, target = %target.key(), error = %e.error(), "connection closed before the request was sent; choosing again");
-                    resent = true;
-                    req = back;
+            Ok(Err(mut e)) => {
+                let unsent = e.take_message();
+                let detail = format!("HTTP/2 request to {}: {}", target.key(), e.error());
+                let err = ProxyError::new(
+                    Hop::DestinationSidecar,
+                    Reason::Io(e.error().to_string()),
+                    detail,
+                );
+                match unsent {
+                    // The pooled connection closed (its instance draining,
+                    // a GOAWAY) before the request was written: nothing
+                    // reached the instance, so choose again, once, another
+                    // target if there is one (the closed connection leaves
+                    // the pool on the next lookup).
+                    Some(back) if !resent && deadline > tokio::time::Instant::now() => {
+                        tracing::debug!(service = %svc, target = %target.key(), error = %e.error(), "connection closed before the request was sent; choosing again");
+                        resent = true;
+                        avoid.push(target.key());
+                        req = back;
+                    }
+                    Some(_) => return Err(err),
+                    None => return Err(err.after_send()),
                 }
-                _ => {
-                    let detail = format!("HTTP/2 request to {}: {}", target.key(), e.error());
-                    return Err(ProxyError::new(
-                        Hop::DestinationSidecar,
-                        Reason::Io(e.error().to_string()),
-                        detail,
-                    )
-                    .after_send());
-                }
-            },
+            }
         }
     };
     let resp = resp.map(|body| {

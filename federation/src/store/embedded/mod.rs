@@ -60,13 +60,15 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
 }
 
-struct Core {
-    state: State,
-    wal: Wal,
-}
-
+/// The state (read by every call, on the runtime's threads) and the log
+/// (written by one writer at a time, on a blocking thread) have locks of
+/// their own: a write holds the state lock only to plan and to apply, never
+/// across its fsync, so reads, watches and lease keep-alives never wait for
+/// the disk (on a one-thread gateway that wait stopped all forwarding).
 pub(crate) struct Inner {
-    core: Mutex<Core>,
+    state: Mutex<State>,
+    /// Held by a writer from planning to applying: writes are serialized.
+    wal: Mutex<Wal>,
     revs: tokio::sync::watch::Sender<Revision>,
     leases_changed: Arc<Notify>,
     dir: PathBuf,
@@ -113,13 +115,15 @@ impl EmbeddedStore {
                 opts.fsync,
                 opts.snapshot_after_bytes,
             )?;
-            Ok::<_, StoreError>((Core { state, wal }, lock))
+            Ok::<_, StoreError>(((state, wal), lock))
         })
         .await
         .map_err(|e| StoreError::Other(format!("opening the embedded store panicked: {e}")))??;
-        let (revs, _) = tokio::sync::watch::channel(core.state.revision);
+        let (state, wal) = core;
+        let (revs, _) = tokio::sync::watch::channel(state.revision);
         let inner = Arc::new(Inner {
-            core: Mutex::new(core),
+            state: Mutex::new(state),
+            wal: Mutex::new(wal),
             revs,
             leases_changed: Arc::new(Notify::new()),
             dir: data_dir.to_path_buf(),
@@ -155,47 +159,59 @@ impl EmbeddedStore {
     }
 }
 
+fn poisoned() -> StoreError {
+    StoreError::Other(
+        "embedded store state is poisoned by an earlier panic; restart the process".into(),
+    )
+}
+
 impl Inner {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Core>, StoreError> {
-        self.core.lock().map_err(|_| {
-            StoreError::Other(
-                "embedded store state is poisoned by an earlier panic; restart the process".into(),
-            )
-        })
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        self.state.lock().map_err(|_| poisoned())
     }
 
     pub(crate) fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, StoreError> {
-        Ok(f(&self.lock()?.state))
+        Ok(f(&*self.lock()?))
     }
 
     fn with_state_mut<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, StoreError> {
-        Ok(f(&mut self.lock()?.state))
+        Ok(f(&mut *self.lock()?))
     }
 
+    /// Plans a write against the current state, logs it (fsync), then
+    /// applies it. Writers are serialized by the log's lock, so the state a
+    /// plan saw is the state its record is applied to (keep-alives only
+    /// move lease deadlines; leases end through writes).
     fn commit<T>(
         &self,
         plan: impl FnOnce(&State) -> Result<(T, Option<Record>), StoreError>,
     ) -> Result<(T, Revision), StoreError> {
-        let mut core = self.lock()?;
-        let (out, rec) = plan(&core.state)?;
-        if let Some(rec) = rec {
-            core.wal.append(&rec)?;
-            let batch = core.state.apply(&rec, Instant::now());
-            if core.wal.wants_snapshot() {
-                let Core { state, wal } = &mut *core;
-                if let Err(e) = wal.snapshot(state) {
-                    tracing::warn!(dir = %self.dir.display(), error = %e,
-                        "writing the store snapshot failed; the log keeps growing until it succeeds");
-                }
-            }
-            if batch.is_some() {
-                self.revs.send_replace(core.state.revision);
-            }
-            if !matches!(rec, Record::Write { .. }) {
-                self.leases_changed.notify_one();
-            }
+        let mut wal = self.wal.lock().map_err(|_| poisoned())?;
+        let (out, rec) = plan(&*self.lock()?)?;
+        let Some(rec) = rec else {
+            return Ok((out, self.lock()?.revision));
+        };
+        wal.append(&rec)?;
+        let (batch, revision, snapshot) = {
+            let mut state = self.lock()?;
+            let batch = state.apply(&rec, Instant::now());
+            let snapshot = wal.wants_snapshot().then(|| wal.encode_snapshot(&state));
+            (batch, state.revision, snapshot)
+        };
+        if let Some(bytes) = snapshot
+            && let Err(e) = wal.write_snapshot(&bytes)
+        {
+            tracing::warn!(dir = %self.dir.display(), error = %e,
+                "writing the store snapshot failed; the log keeps growing until it succeeds");
         }
-        Ok((out, core.state.revision))
+        drop(wal);
+        if batch.is_some() {
+            self.revs.send_replace(revision);
+        }
+        if !matches!(rec, Record::Write { .. }) {
+            self.leases_changed.notify_one();
+        }
+        Ok((out, revision))
     }
 
     /// Ends every lease past its deadline; returns the next deadline.

@@ -151,11 +151,17 @@ impl Wal {
         self.len >= self.snapshot_after
     }
 
-    /// Writes a snapshot of `state` (temp file, fsync, rename) and empties the log.
-    pub(crate) fn snapshot(&mut self, state: &State) -> Result<(), StoreError> {
+    /// Returns the snapshot of `state` as of the last logged record, framed.
+    pub(crate) fn encode_snapshot(&self, state: &State) -> Vec<u8> {
+        frame(&encode_snapshot(state, self.seq))
+    }
+
+    /// Writes a snapshot made by [`Wal::encode_snapshot`] (temp file, fsync,
+    /// rename) and empties the log. Call it with no record logged since.
+    pub(crate) fn write_snapshot(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = self.dir.join(SNAPSHOT_TMP);
         let mut f = File::create(&tmp)?;
-        f.write_all(&frame(&encode_snapshot(state, self.seq)))?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, self.dir.join(SNAPSHOT))?;
