@@ -48,12 +48,14 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
     let _sb = m
         .sidecar("b", "default/payments", "http", good.addr)
         .await?;
+    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
+    m.sees("a", "default/payments", "b", 1, None).await?;
+    // The caller starts once a's catalog has both copies: its sidecar is
+    // ready only after the catalog snapshot, which then lists both.
     let orders = apps::http("orders").await?;
     let client = m
         .sidecar("a", "default/orders", "http", orders.addr)
         .await?;
-    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
-    m.sees("a", "default/payments", "b", 1, None).await?;
     // Calls go to the local copy first (locality) and pass its 503 on.
     let first = call(&client)?;
     ensure!(
