@@ -116,24 +116,18 @@ impl Health {
                 None
             }
             _ if self.is_ejected(now) => None,
-            Outcome::ConnectFailed => {
-                self.connect_failures += 1;
-                let limit = limit(self.connect_ejections, policy.max_failures);
-                (self.connect_failures >= limit).then(|| {
-                    self.connect_failures = 0;
-                    self.connect_ejections = self.connect_ejections.saturating_add(1);
-                    self.eject(now, policy, Ejected::ConnectFailures)
-                })
-            }
-            Outcome::ServerError => {
-                self.server_errors += 1;
-                let limit = limit(self.error_ejections, policy.max_server_errors);
-                (self.server_errors >= limit).then(|| {
-                    self.server_errors = 0;
-                    self.error_ejections = self.error_ejections.saturating_add(1);
-                    self.eject(now, policy, Ejected::ServerErrors)
-                })
-            }
+            Outcome::ConnectFailed => count(
+                &mut self.connect_failures,
+                &mut self.connect_ejections,
+                policy.max_failures,
+            )
+            .then(|| self.eject(now, policy, Ejected::ConnectFailures)),
+            Outcome::ServerError => count(
+                &mut self.server_errors,
+                &mut self.error_ejections,
+                policy.max_server_errors,
+            )
+            .then(|| self.eject(now, policy, Ejected::ServerErrors)),
         }
     }
 
@@ -147,9 +141,18 @@ impl Health {
     }
 }
 
-/// Failures in a row that eject: `max`, or 1 on probation (`ejections` > 0).
-fn limit(ejections: u32, max: u32) -> u32 {
-    if ejections > 0 { 1 } else { max.max(1) }
+/// Counts one failure of a kind; returns whether it ejects the target: the
+/// `max`-th in a row, or the first on probation (`ejections` > 0). An
+/// ejection restarts the count and adds to `ejections`.
+fn count(failures: &mut u32, ejections: &mut u32, max: u32) -> bool {
+    *failures += 1;
+    let limit = if *ejections > 0 { 1 } else { max.max(1) };
+    if *failures < limit {
+        return false;
+    }
+    *failures = 0;
+    *ejections = ejections.saturating_add(1);
+    true
 }
 
 #[cfg(test)]

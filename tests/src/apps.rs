@@ -71,14 +71,22 @@ fn full(s: String) -> Body {
 ///   the body `name=<name>` (a request that stays in flight);
 /// - `GET /healthz` → 200.
 pub async fn http(name: &str) -> Result<App> {
+    let name = name.to_string();
+    serve_http(move |req| handle(name.clone(), req)).await
+}
+
+/// Serves HTTP/1.1 and h2c on a fresh loopback port, each request by `handler`.
+async fn serve_http<F, Fut>(handler: F) -> Result<App>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
-    let name = name.to_string();
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = l.accept().await {
-            let name = name.clone();
+            let svc = service_fn(handler.clone());
             tokio::spawn(async move {
-                let svc = service_fn(move |req| handle(name.clone(), req));
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
@@ -156,31 +164,17 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
 /// check passes), every other request `status` with the body
 /// `name=<name> failing`.
 pub async fn http_failing(name: &str, status: u16) -> Result<App> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = l.local_addr()?;
-    let name = name.to_string();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = l.accept().await {
-            let name = name.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let name = name.clone();
-                    async move {
-                        let mut resp = Response::new(full(format!("name={name} failing\n")));
-                        if req.uri().path() != "/healthz" {
-                            *resp.status_mut() = http::StatusCode::from_u16(status)
-                                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-                        }
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
+    let status =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let body = format!("name={name} failing\n");
+    serve_http(move |req: Request<Incoming>| {
+        let mut resp = Response::new(full(body.clone()));
+        if req.uri().path() != "/healthz" {
+            *resp.status_mut() = status;
         }
-    });
-    Ok(App { addr, task })
+        async move { Ok::<_, Infallible>(resp) }
+    })
+    .await
 }
 
 /// Starts a TCP echo app.

@@ -213,6 +213,47 @@ impl SidecarProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Runs `curl` through the outbound HTTP listener to `host` (plus
+    /// `extra` arguments); returns (status, head, body), skipping interim
+    /// `100 Continue` answers.
+    pub fn curl(&self, host: &str, path: &str, extra: &[&str]) -> Result<(u16, String, String)> {
+        let url = format!("http://{}{path}", self.spec.outbound_http);
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-D",
+                "-",
+                "--max-time",
+                "60",
+                "-H",
+                &format!("Host: {host}"),
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .context("running curl")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "curl {url} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // Interim responses (`100 Continue` to a large upload) come first: skip them.
+        while text.starts_with("HTTP/1.1 100") {
+            text = text
+                .split_once("\r\n\r\n")
+                .map(|(_, rest)| rest.to_string())
+                .unwrap_or_default();
+        }
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok((status, head.to_string(), body.to_string()))
+    }
+
     /// Returns the admin endpoint's answer to GET `path`.
     pub fn admin_get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.spec.admin, path)

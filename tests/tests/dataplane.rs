@@ -17,45 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(20);
 
-/// `curl` through a sidecar's outbound HTTP listener to `host`; returns (status, headers, body).
-fn curl(sc: &SidecarProc, host: &str, path: &str, extra: &[&str]) -> Result<(u16, String, String)> {
-    let url = format!("http://{}{path}", sc.spec.outbound_http);
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-D",
-            "-",
-            "--max-time",
-            "60",
-            "-H",
-            &format!("Host: {host}"),
-        ])
-        .args(extra)
-        .arg(&url)
-        .output()
-        .context("running curl")?;
-    ensure!(
-        out.status.success(),
-        "curl {url} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    // Interim responses (`100 Continue` to a large upload) come first: skip them.
-    while text.starts_with("HTTP/1.1 100") {
-        text = text
-            .split_once("\r\n\r\n")
-            .map(|(_, rest)| rest.to_string())
-            .unwrap_or_default();
-    }
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_string(), body.to_string()))
-}
-
 fn forwarded(m: &Mesh, cluster: &str) -> Result<u64> {
     let (_, body) = m.clusters[cluster].gateways[0].admin_get("/metrics")?;
     Ok(body
@@ -94,7 +55,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
     }
     let r: Result<()> = async {
         // HTTP by name, with the caller's identity and source cluster passed on.
-        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(
             status == 200 && body.contains("name=payments-a"),
             "{status} {body}"
@@ -178,8 +139,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             }
         }
         let want = apps::pattern_sha256(n);
-        let (status, _, body) = curl(
-            &client,
+        let (status, _, body) = client.curl(
             "payments.default.mesh",
             "/upload",
             &["--data-binary", &format!("@{}", file.display())],
@@ -189,8 +149,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             "upload: {status} {body}"
         );
         let out = m.dir.path().join("download.bin");
-        let (status, _, _) = curl(
-            &client,
+        let (status, _, _) = client.curl(
             "payments.default.mesh",
             &format!("/download?n={n}"),
             &["-o", out.to_str().unwrap()],
@@ -234,7 +193,7 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
     m.sees("a", "default/payments", "a", 1, None).await?;
     let fwd_before = forwarded(&m, "a")?;
     for _ in 0..20 {
-        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(
             status == 200 && body.contains("name=payments-a"),
             "{status} {body}"
@@ -270,7 +229,7 @@ async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
     m.sees("a", "default/payments", "b", 1, None).await?;
     m.sees("a", "default/payments", "a", 1, None).await?;
     for _ in 0..10 {
-        let (_, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        let (_, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(
             body.contains("name=payments-a"),
             "a local copy is healthy, yet: {body}"
@@ -286,7 +245,7 @@ async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
             Instant::now() < deadline,
             "calls did not fail over to b ({failures} failures)"
         );
-        match curl(&client, "payments.default.mesh", "/", &[]) {
+        match client.curl("payments.default.mesh", "/", &[]) {
             Ok((200, _, body)) if body.contains("name=payments-b") => served_by_b += 1,
             _ => failures += 1,
         }
@@ -300,7 +259,7 @@ async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
     let spec = local.spec.clone();
     let _back = SidecarProc::start(spec, m.dir.path()).await?;
     wait::until("calls to return to a", T, || {
-        let r = curl(&client, "payments.default.mesh", "/", &[]);
+        let r = client.curl("payments.default.mesh", "/", &[]);
         async move { Ok(r?.2.contains("name=payments-a").then_some(())) }
     })
     .await?;
@@ -332,8 +291,7 @@ async fn gateways_never_see_application_bytes() -> Result<()> {
     let client = SidecarProc::start(spec, m.dir.path()).await?;
     m.sees("b", "default/payments", "a", 1, None).await?;
     let marker = "MARKER-7f3a9c-never-in-clear";
-    let (status, _, body) = curl(
-        &client,
+    let (status, _, body) = client.curl(
         "payments.default.mesh",
         &format!("/{marker}"),
         &["-H", &format!("x-secret: {marker}")],
@@ -398,14 +356,14 @@ async fn callers_without_a_mesh_certificate_are_refused_and_unknown_services_get
         }
     })
     .await?;
-    let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+    let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
     ensure!(
         status == 200 && body.contains("name=payments-a"),
         "{status} {body}"
     );
 
     // An unknown service: 503, a header and a body naming the service and the reason.
-    let (status, head, body) = curl(&client, "nope.default.mesh", "/", &[])?;
+    let (status, head, body) = client.curl("nope.default.mesh", "/", &[])?;
     ensure!(status == 503, "unknown service answered {status}");
     let header = head
         .lines()
@@ -451,7 +409,7 @@ async fn a_timeout_is_reported_at_the_hop_that_timed_out() -> Result<()> {
         .sidecar("b", "default/orders", "http", orders.addr)
         .await?;
     let (status, head, body) = wait::until("a 504 from the sidecar in b", T, || {
-        let r = curl(&client, "slow.default.mesh", "/", &[]);
+        let r = client.curl("slow.default.mesh", "/", &[]);
         async move {
             let r = r?;
             ensure!(r.0 == 504, "answered {}: {}\n{}", r.0, r.1, r.2);
@@ -497,7 +455,7 @@ async fn one_callers_requests_spread_over_a_remote_clusters_instances() -> Resul
         .await?;
     let mut served = std::collections::BTreeMap::<String, u32>::new();
     for _ in 0..15 {
-        let (status, _, body) = curl(&client, "payments.default.mesh", "/", &[])?;
+        let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(status == 200, "{status} {body}");
         let name = body
             .lines()

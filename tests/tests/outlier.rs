@@ -3,7 +3,6 @@
 //! their calls fail over to another cluster, and once the ejection ends a
 //! single failed probe ejects it again.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -11,22 +10,10 @@ use meshgw_tests::apps;
 use meshgw_tests::mesh::{Backend, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
 
-/// `GET /` through the sidecar's outbound listener: (status, body).
+/// `GET /` for `payments` through the caller's sidecar: (status, body).
 fn call(sc: &SidecarProc) -> Result<(u16, String)> {
-    let url = format!("http://{}/", sc.spec.outbound_http);
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
-        .args(["-H", "Host: payments.default.mesh", &url])
-        .output()
-        .context("running curl")?;
-    ensure!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').context("no status line")?;
-    Ok((code.parse()?, body.trim_end().to_string()))
+    let (status, _, body) = sc.curl("payments.default.mesh", "/", &[])?;
+    Ok((status, body.trim_end().to_string()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,39 +15,32 @@ use meshgw_config::{AnyConfig, GatewayConfig, SidecarConfig, load_any};
 /// `meshgw gateway --config FILE`.
 pub fn gateway(config: &Path) -> Result<()> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    // One worker: a current-thread runtime, as for a sidecar; otherwise one
-    // worker per core unless the config says how many.
-    let rt = match cfg.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = n {
-                b.worker_threads(n);
-            }
-            b.enable_all().build()?
-        }
-    };
-    rt.block_on(crate::app::run(cfg))
+    runtime(cfg.workers)?.block_on(crate::app::run(cfg))
 }
 
 /// `meshgw sidecar --config FILE`.
 pub fn sidecar(config: &Path) -> Result<()> {
     let cfg = SidecarConfig::load(config).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    // One worker (the default): a current-thread runtime, so a request's
-    // tasks hand over to each other without waking another thread.
-    let rt = match cfg.workers {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
-    rt.block_on(meshgw_proxy::sidecar::run(cfg))?;
+    runtime(Some(cfg.workers))?.block_on(meshgw_proxy::sidecar::run(cfg))?;
     Ok(())
+}
+
+/// Returns the runtime for `[runtime] workers`: one worker is a
+/// current-thread runtime, so a request's tasks hand over to each other
+/// without waking another thread; `None` is one worker per core.
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = n {
+                b.worker_threads(n);
+            }
+            b.enable_all().build()
+        }
+    }
 }
 
 /// `meshgw check --config FILE` (gateway or sidecar config): prints every

@@ -220,7 +220,7 @@ pub(super) fn render(
          and its peak RSS (VmHWM{}) during that phase. CPU µs/req is fixed-rate CPU seconds over the {} requests of the phase \
          (warm-up included in neither). The server sidecar and gateway a serve two paths; each row is one path's phases.\n",
         if lifetime { ", could not be reset: peak since start" } else { ", reset before each phase" },
-        opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup),
+        phase_requests(opts),
     )
     .unwrap();
     writeln!(s, "| path | process | CPU s @{0} req/s | CPU µs/req | peak RSS MiB @{0} req/s | CPU s wrk | peak RSS MiB wrk | CPU s transfer | peak RSS MiB transfer |", opts.rate).unwrap();
@@ -229,7 +229,7 @@ pub(super) fn render(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     .unwrap();
-    let reqs = (opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup)) as f64;
+    let reqs = phase_requests(opts) as f64;
     for (p, r) in paths.iter().zip(res) {
         for &i in &p.procs {
             let (f, w) = (r.fixed_use[i], r.wrk_use[i]);
@@ -402,6 +402,12 @@ pub(super) fn render(
     s
 }
 
+/// Returns the requests of one path's fixed-rate phase, warm-up included
+/// (what its CPU seconds were spent on).
+fn phase_requests(opts: &Opts) -> u64 {
+    opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup)
+}
+
 /// Writes, per path, the CPU its proxies spent per request at the fixed
 /// rate and its added p50, each over HAProxy's: a proxy's added latency is
 /// mostly the CPU it spends on the request's path (its own work and the
@@ -414,7 +420,7 @@ fn costs(
     res: &[PathResult],
     added: &dyn Fn(&PathResult, f64) -> Option<i64>,
 ) {
-    let reqs = (opts.rate as u64 * (opts.duration + opts.rounds * opts.warmup)) as f64;
+    let reqs = phase_requests(opts) as f64;
     let cpu_us = |pi: usize| -> f64 {
         paths[pi]
             .procs
