@@ -91,9 +91,19 @@ pub async fn run(
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+        // Bytes first: after a stall (a busy machine) the peer's frames and
+        // the deadline can be ready together, and the frames must count. A
+        // deadline passed meanwhile is still served (our heartbeats), so a
+        // peer that keeps the stream busy never starves the timer.
         tokio::select! {
+            biased;
             r = recv.read(&mut buf) => match r? {
-                Some(n) => session.handle_bytes(&buf[..n], Instant::now()),
+                Some(n) => {
+                    session.handle_bytes(&buf[..n], Instant::now());
+                    if tokio::time::Instant::now() >= deadline {
+                        session.handle_timeout(Instant::now());
+                    }
+                }
                 None => break format!("peer {peer} closed the control stream"),
             },
             r = exports.changed() => {
