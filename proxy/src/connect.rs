@@ -35,8 +35,22 @@ pub const FORWARD_ALPN: &[u8] = b"meshgw-forward";
 pub const ROUTE_ANSWER_CONNECTS: u32 = 3;
 
 /// Any byte stream a mesh TLS session can run over (TCP, or another TLS session).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The TCP connection at the bottom, to [reset](crate::reset) it when a pipe breaks.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Io for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Io for MeshStream {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0.tcp()
+    }
+}
 
 /// A boxed [`Io`], so direct and nested connections share one type.
 pub type BoxIo = Box<dyn Io>;

@@ -136,27 +136,38 @@ impl Inbound {
         self.metrics.conn_close(Direction::Inbound);
     }
 
-    async fn splice_to_app(&self, tls: TlsStream<TcpStream>, remote: SocketAddr, caller: &str) {
+    async fn splice_to_app(&self, mut tls: TlsStream<TcpStream>, remote: SocketAddr, caller: &str) {
         let app = match tokio::time::timeout(self.timeouts.connect, TcpStream::connect(self.app))
             .await
         {
             Ok(Ok(app)) => app,
             Ok(Err(e)) => {
+                crate::reset::reset_on_drop(tls.get_ref().0);
                 tracing::warn!(%remote, %caller, app = %self.app, error = %e, "cannot reach the app; is it listening on service.app?");
                 return;
             }
             Err(_) => {
+                crate::reset::reset_on_drop(tls.get_ref().0);
                 tracing::warn!(%remote, %caller, app = %self.app, "connecting to the app timed out (timeouts.connect)");
                 return;
             }
         };
+        let mut app = app;
         let _ = app.set_nodelay(true);
-        match splice(tls, app, self.timeouts.idle).await {
+        match splice(&mut tls, &mut app, self.timeouts.idle).await {
             Ok((up, down)) => {
                 self.metrics.bytes(Direction::Inbound, up + down);
                 tracing::debug!(%remote, %caller, up, down, "inbound TCP connection closed");
             }
-            Err(e) => tracing::debug!(%remote, %caller, error = %e, "inbound TCP connection ended"),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::debug!(%remote, %caller, error = %e, "inbound TCP connection idle: closed");
+            }
+            Err(e) => {
+                // A break on either side reaches the other as a reset.
+                crate::reset::reset_on_drop(tls.get_ref().0);
+                crate::reset::reset_on_drop(&app);
+                tracing::debug!(%remote, %caller, error = %e, "inbound TCP connection broke: both sides reset");
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 //!   target, [`connect`] dials it (directly, or through the local gateway
 //!   with the route header and a nested mTLS session), and [`error`] says
 //!   which hop failed and why; [`outlier`] ejects targets that keep failing.
+//! - [`reset`]: a pipe that breaks ends its TCP connections with an RST.
 #![forbid(unsafe_code)]
 
 pub mod accept;
@@ -30,6 +31,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod outlier;
+pub mod reset;
 pub mod route;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod route_check;

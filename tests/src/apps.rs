@@ -211,3 +211,53 @@ pub async fn grpc(service: &str) -> Result<App> {
     });
     Ok(App { addr, task })
 }
+
+/// How a connection to [`tcp_echo_reporting`] ended, as the app saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpEnd {
+    /// A clean end of stream (the caller's FIN) after this many bytes.
+    Eof(u64),
+    /// A read or write failed with this error.
+    Failed(std::io::ErrorKind),
+    /// The app reset the connection itself: it read a `!`.
+    ResetByApp,
+}
+
+/// Starts a TCP echo that resets a connection (RST) when it reads a `!`,
+/// and reports how each connection ended on the returned channel.
+pub async fn tcp_echo_reporting() -> Result<(App, tokio::sync::mpsc::UnboundedReceiver<TcpEnd>)> {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut total = 0u64;
+                let end = loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) => break TcpEnd::Eof(total),
+                        Ok(n) => n,
+                        Err(e) => break TcpEnd::Failed(e.kind()),
+                    };
+                    if buf[..n].contains(&b'!') {
+                        let _ = s.set_zero_linger();
+                        break TcpEnd::ResetByApp;
+                    }
+                    total += n as u64;
+                    if let Err(e) = s.write_all(&buf[..n]).await {
+                        break TcpEnd::Failed(e.kind());
+                    }
+                };
+                if end != TcpEnd::ResetByApp {
+                    let _ = s.shutdown().await;
+                }
+                drop(s);
+                let _ = tx.send(end);
+            });
+        }
+    });
+    Ok((App { addr, task }, rx))
+}

@@ -102,11 +102,14 @@ pub async fn serve(
     let _load = shared.instance_load.open(addr);
     let mut pipe = tokio::io::join(recv, send);
     let r = splice(&mut pipe, &mut tcp, shared.cfg.timeouts.idle).await;
-    let (_, mut send) = pipe.into_inner();
+    let (mut recv, mut send) = pipe.into_inner();
     match r {
         Ok((down, up)) => shared.metrics.stream_bytes(&peer, up, down),
         Err(e) => {
+            // Tell both sides the pipe broke rather than ending it cleanly.
             let _ = send.reset(1u32.into());
+            let _ = recv.stop(1u32.into());
+            meshgw_proxy::reset::reset_on_drop(&tcp);
             tracing::debug!(%peer, service = %svc, error = %e, "inbound stream broke");
         }
     }

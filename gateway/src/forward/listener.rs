@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use meshgw_federation::model::ServiceName;
+use meshgw_proxy::reset::reset_on_drop;
 use meshgw_proxy::route::{self, RouteAnswer, RouteHeader, RouteStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -95,15 +96,17 @@ async fn handle(
     let _open = shared.metrics.stream_open(&cluster);
     let mut pipe = tokio::io::join(recv, send);
     let r = splice(&mut tls, &mut pipe, shared.cfg.timeouts.idle).await;
-    let (_, mut send) = pipe.into_inner();
+    let (mut recv, mut send) = pipe.into_inner();
     match r {
         Ok((up, down)) => {
             shared.metrics.stream_bytes(&cluster, up, down);
             tracing::debug!(service = %svc, %cluster, up, down, elapsed = ?started.elapsed(), "forward done");
         }
         Err(e) => {
-            // Tell the peer the pipe broke rather than ending it cleanly.
+            // Tell both sides the pipe broke rather than ending it cleanly.
             let _ = send.reset(1u32.into());
+            let _ = recv.stop(1u32.into());
+            reset_on_drop(tls.get_ref().0);
             tracing::debug!(service = %svc, %cluster, error = %e, "forward broke");
         }
     }

@@ -1,6 +1,7 @@
 //! `[[upstreams]]`: a local TCP listener bound to one service. Each accepted
 //! connection is piped, with the idle timeout and half-closes, to a target
-//! chosen by the balancer over mesh mTLS with ALPN `meshgw-tcp`.
+//! chosen by the balancer over mesh mTLS with ALPN `meshgw-tcp`. A connection
+//! that breaks on one side is reset on the other.
 
 use std::sync::Arc;
 
@@ -12,7 +13,9 @@ use tokio::task::JoinSet;
 use super::pipe::{End, pipe};
 use super::{Shared, stopped};
 use crate::balance::Target;
+use crate::connect::Io;
 use crate::metrics::Direction;
+use crate::reset::reset_on_drop;
 use crate::tls::ALPN_TCP;
 
 /// Accepts connections on `listener` for `svc` (target `port`) until
@@ -52,23 +55,22 @@ pub(crate) async fn serve(
     }
 }
 
-async fn proxy(app: TcpStream, svc: &ServiceName, port: u16, shared: &Shared) {
+async fn proxy(mut app: TcpStream, svc: &ServiceName, port: u16, shared: &Shared) {
     let _ = app.set_nodelay(true);
     let connected = match shared.dialer.connect(svc, port, ALPN_TCP, None).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(service = %svc, error = %e, "outbound TCP connection refused: no target reachable");
             // Reset rather than close: the app must not take a refusal for an empty answer.
-            // A zero linger never blocks on drop (the deprecation is about non-zero ones).
-            #[allow(deprecated)]
-            let _ = app.set_linger(Some(std::time::Duration::ZERO));
+            reset_on_drop(&app);
             return;
         }
     };
     let metrics = &shared.metrics;
     metrics.conn_open(Direction::Outbound);
     let idle = shared.cfg.timeouts.idle;
-    let end = pipe(app, connected.conn, idle, |_, n| {
+    let mut conn = connected.conn;
+    let end = pipe(&mut app, &mut conn, idle, |_, n| {
         metrics.bytes(Direction::Outbound, n)
     })
     .await;
@@ -85,7 +87,10 @@ async fn proxy(app: TcpStream, svc: &ServiceName, port: u16, shared: &Shared) {
             tracing::debug!(service = %svc, %target, ?idle, "TCP connection idle: closed")
         }
         Err(e) => {
-            tracing::debug!(service = %svc, %target, error = %e, "TCP connection ended with an error")
+            // A break on either side reaches the other as a reset.
+            reset_on_drop(&app);
+            reset_on_drop(conn.tcp());
+            tracing::debug!(service = %svc, %target, error = %e, "TCP connection broke: both sides reset")
         }
     }
 }
