@@ -1,9 +1,11 @@
 //! User-space relays on loopback that record every byte they carry: a TCP
 //! relay and a UDP relay (one client), so a test can check what crossed a
 //! hop — for example that an application's bytes never appear in clear.
+//! [`udp_link`] is a narrow WAN link instead: a rate and a bounded queue.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +17,7 @@ pub struct Relay {
     /// Where clients connect (or send).
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<u8>>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -28,6 +31,11 @@ impl Relay {
     /// Returns every byte carried so far, both directions, in arrival order.
     pub fn seen(&self) -> Vec<u8> {
         self.seen.lock().expect("relay log").clone()
+    }
+
+    /// Returns how many datagrams a [`udp_link`] dropped (its queue full).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns how many bytes were carried.
@@ -60,7 +68,12 @@ pub async fn tcp(target: SocketAddr) -> Result<Relay> {
             });
         }
     });
-    Ok(Relay { addr, seen, task })
+    Ok(Relay {
+        addr,
+        seen,
+        dropped: Arc::default(),
+        task,
+    })
 }
 
 async fn pump(
@@ -124,5 +137,124 @@ pub async fn udp(target: SocketAddr) -> Result<Relay> {
         };
         tokio::join!(up, down);
     });
-    Ok(Relay { addr, seen, task })
+    Ok(Relay {
+        addr,
+        seen,
+        dropped: Arc::default(),
+        task,
+    })
+}
+
+/// A narrow WAN link: relays UDP datagrams between one client and `target`
+/// at `rate` bytes per second each way, each direction queueing up to
+/// `max_queue` of delay and dropping what would wait longer, as a router's
+/// full queue does. Records nothing.
+pub async fn udp_link(target: SocketAddr, rate: u64, max_queue: Duration) -> Result<Relay> {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    back.connect(target).await?;
+    let addr = front.local_addr()?;
+    let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let dropped: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+    let counter = dropped.clone();
+    let task = tokio::spawn(async move {
+        let b = back.clone();
+        let mut up = Shaper::new(rate, max_queue, counter.clone(), move |d| {
+            let b = b.clone();
+            async move {
+                let _ = b.send(&d).await;
+            }
+        });
+        let (f, c) = (front.clone(), client.clone());
+        let mut down = Shaper::new(rate, max_queue, counter, move |d| {
+            let (f, c) = (f.clone(), c.clone());
+            async move {
+                let to = *c.lock().expect("client");
+                if let Some(to) = to {
+                    let _ = f.send_to(&d, to).await;
+                }
+            }
+        });
+        let up = async {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().expect("client") = Some(from);
+                up.push(&buf[..n]);
+            }
+        };
+        let down = async {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                down.push(&buf[..n]);
+            }
+        };
+        tokio::join!(up, down);
+    });
+    Ok(Relay {
+        addr,
+        seen: Arc::default(),
+        dropped,
+        task,
+    })
+}
+
+/// One direction of [`udp_link`]: each datagram leaves when the link has
+/// sent the ones before it at `rate`, or is dropped if that is more than
+/// `max_queue` away.
+struct Shaper {
+    rate: f64,
+    max_queue: Duration,
+    free_at: tokio::time::Instant,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    queue: tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>,
+    sender: JoinHandle<()>,
+}
+
+impl Shaper {
+    fn new<S, F>(
+        rate: u64,
+        max_queue: Duration,
+        dropped: Arc<std::sync::atomic::AtomicU64>,
+        send: S,
+    ) -> Self
+    where
+        S: Fn(Vec<u8>) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let (queue, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        let sender = tokio::spawn(async move {
+            while let Some((at, d)) = rx.recv().await {
+                tokio::time::sleep_until(at).await;
+                send(d).await;
+            }
+        });
+        Shaper {
+            rate: rate as f64,
+            max_queue,
+            free_at: tokio::time::Instant::now(),
+            dropped,
+            queue,
+            sender,
+        }
+    }
+
+    fn push(&mut self, d: &[u8]) {
+        let now = tokio::time::Instant::now();
+        let start = self.free_at.max(now);
+        if start - now > self.max_queue {
+            // The queue is full: dropped.
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        self.free_at = start + Duration::from_secs_f64(d.len() as f64 / self.rate);
+        let _ = self.queue.send((self.free_at, d.to_vec()));
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        self.sender.abort();
+    }
 }

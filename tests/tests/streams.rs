@@ -9,7 +9,7 @@ use meshgw_tests::apps;
 use meshgw_tests::client::Api;
 use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
-use meshgw_tests::{ports, wait};
+use meshgw_tests::{ports, relay, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// a runs a TCP echo behind its sidecar; b's client sidecar has an upstream
@@ -161,5 +161,93 @@ async fn a_slow_reader_pushes_back_instead_of_gateways_buffering() -> Result<()>
         total += n as u64;
     }
     ensure!(total == written, "wrote {written} bytes, got {total} back");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_data_over_a_narrow_lossy_link_arrives_intact_and_the_tunnel_stays_up() -> Result<()> {
+    let (mut m, _apps, _sc, upstream) = setup().await?;
+    // b reaches a over a 2 MB/s link whose queue drops what would wait over
+    // 50 ms: QUIC recovers the losses, the streams share the link, and the
+    // sync session stays up while data fills it for seconds.
+    let link = relay::udp_link(
+        m.clusters["a"].gateways[0].spec.tunnel,
+        2_000_000,
+        Duration::from_millis(50),
+    )
+    .await?;
+    let mut spec = m.gw("b").spec.clone();
+    spec.peers[0].addresses = vec![link.addr];
+    m.gw("b").reconfigure(spec).await?;
+    m.sees("b", "default/echo", "a", 1, None).await?;
+    // a ends its tunnel to b's previous process first.
+    wait::until(
+        "a drops the tunnel to b's old process",
+        Duration::from_secs(10),
+        || async {
+            Ok(m.clusters["a"].gateways[0]
+                .log_text()
+                .contains("tunnel closed")
+                .then_some(()))
+        },
+    )
+    .await?;
+    let before: Vec<usize> = ["a", "b"]
+        .iter()
+        .map(|c| {
+            m.clusters[*c].gateways[0]
+                .log_text()
+                .matches("tunnel closed")
+                .count()
+        })
+        .collect();
+    let streams = 12;
+    let size = 512 * 1024;
+    let mut tasks = Vec::new();
+    for k in 0..streams {
+        tasks.push(tokio::spawn(async move {
+            let payload: Vec<u8> = (0..size).map(|i| ((i * 11 + k * 5) % 253) as u8).collect();
+            let s = tokio::net::TcpStream::connect(upstream).await?;
+            let (mut r, mut w) = s.into_split();
+            let p2 = payload.clone();
+            let writer = tokio::spawn(async move {
+                w.write_all(&p2).await?;
+                w.shutdown().await?;
+                Ok::<_, std::io::Error>(())
+            });
+            let mut got = Vec::with_capacity(size);
+            r.read_to_end(&mut got).await?;
+            writer.await??;
+            ensure!(
+                got == payload,
+                "stream {k}: {} of {size} bytes came back, or different",
+                got.len()
+            );
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let t0 = Instant::now();
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await??
+            .map_err(|e| e.context(m.logs()))?;
+    }
+    println!(
+        "{streams} x {size} bytes each way over the link in {:?}, {} datagrams dropped",
+        t0.elapsed(),
+        link.dropped()
+    );
+    ensure!(
+        link.dropped() > 0,
+        "the link never dropped a datagram: not a lossy test"
+    );
+    for (i, c) in ["a", "b"].iter().enumerate() {
+        let log = m.clusters[*c].gateways[0].log_text();
+        ensure!(
+            log.matches("tunnel closed").count() == before[i],
+            "gateway {c} closed the tunnel during the transfer:\n{}",
+            m.logs()
+        );
+    }
     Ok(())
 }

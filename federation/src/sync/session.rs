@@ -111,6 +111,17 @@ impl Session {
         }
     }
 
+    /// Records that the peer is alive by evidence other than this stream:
+    /// its data streams' bytes arriving on the same connection. With bulk
+    /// data on the connection the peer's heartbeats can arrive late, and a
+    /// busy peer must not read as a silent one. Counts only once the
+    /// session is open.
+    pub fn handle_peer_activity(&mut self, now: Instant) {
+        if self.phase == Phase::Open {
+            self.last_heard = Some(now);
+        }
+    }
+
     /// Replaces the complete set of services exported to this peer and sends
     /// what changed since the last snapshot or delta (when the window allows).
     ///

@@ -47,6 +47,7 @@ pub async fn run(
     let imports = shared.imports[&peer].clone();
     let mut marker: Option<marker::Marker> = None;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut stream_frames = 0;
     let reason = loop {
         while let Some(bytes) = session.poll_transmit() {
             send.write_all(&bytes).await?;
@@ -86,7 +87,15 @@ pub async fn run(
             let _ = send.finish();
             break describe(&peer, &r);
         }
-        refresh_link(&shared, &peer, link, &conn);
+        // Stream frames arriving from the peer prove it alive when its
+        // heartbeats come late: on a CPU-starved machine with bulk data on
+        // the tunnel, data kept arriving while no sync frame did for the
+        // whole peer timeout, and the tunnel (every stream on it) was closed.
+        let seen = refresh_link(&shared, &peer, link, &conn);
+        if seen != stream_frames {
+            stream_frames = seen;
+            session.handle_peer_activity(Instant::now());
+        }
         let deadline = session
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
@@ -126,8 +135,9 @@ fn offer(session: &mut Session, peer: &str, set: meshgw_federation::sync::Export
     }
 }
 
-/// Copies QUIC's path figures into the peer registry and metrics.
-fn refresh_link(shared: &Shared, peer: &str, link: u64, conn: &quinn::Connection) {
+/// Copies QUIC's path figures into the peer registry and metrics; returns
+/// the count of STREAM frames received on the connection so far.
+fn refresh_link(shared: &Shared, peer: &str, link: u64, conn: &quinn::Connection) -> u64 {
     let stats = conn.stats();
     let rtt = conn.rtt();
     shared.peers.update_link(peer, link, |l| {
@@ -137,6 +147,7 @@ fn refresh_link(shared: &Shared, peer: &str, link: u64, conn: &quinn::Connection
         l.bytes_received = stats.udp_rx.bytes;
     });
     shared.metrics.tunnel(peer, rtt, &stats);
+    stats.frame_rx.stream
 }
 
 /// Returns an operator-readable close reason.

@@ -49,6 +49,34 @@ fn a_silent_peer_times_out_in_the_pair() {
 }
 
 #[test]
+fn the_peers_activity_elsewhere_postpones_its_timeout_but_only_once_open() {
+    let start = Instant::now();
+    // Before the hello, activity proves nothing about the session.
+    let mut s = Session::new(local("aws"), Some("gcp".into()), cfg(8), start);
+    s.handle_peer_activity(start + Duration::from_secs(4));
+    s.handle_timeout(start + Duration::from_secs(5));
+    assert!(
+        s.is_closed(),
+        "activity before the hello kept a session open"
+    );
+
+    let mut s = session_after_hello(8, start);
+    // No frame since `start`, but the peer's data keeps arriving.
+    for secs in 1..=12 {
+        let now = start + Duration::from_secs(secs);
+        s.handle_peer_activity(now);
+        s.handle_timeout(now);
+        assert!(!s.is_closed(), "closed after {secs}s of activity");
+    }
+    // Then nothing at all: the deadline runs from the last activity.
+    s.handle_timeout(start + Duration::from_secs(17) - Duration::from_millis(1));
+    assert!(!s.is_closed());
+    s.handle_timeout(start + Duration::from_secs(17));
+    let (code, _) = closed_with(&mut s);
+    assert_eq!(code, "timeout");
+}
+
+#[test]
 fn heartbeats_keep_an_idle_session_alive() {
     let mut p = Pair::new(8);
     p.export_a(set([summary("aws", "default", "web", 1, 1)]));
