@@ -154,7 +154,7 @@ impl Inbound {
         };
         let mut app = app;
         let _ = app.set_nodelay(true);
-        match splice(&mut tls, &mut app, self.timeouts.idle).await {
+        match splice(&mut tls, &mut app, self.timeouts.idle, 8 * 1024).await {
             Ok((up, down)) => {
                 self.metrics.bytes(Direction::Inbound, up + down);
                 tracing::debug!(%remote, %caller, up, down, "inbound TCP connection closed");

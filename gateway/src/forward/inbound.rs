@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use meshgw_federation::model::{Health, ServiceName};
 use meshgw_proxy::route::{self, RouteStatus};
+use meshgw_proxy::sidecar::splice::splice;
 use tokio::net::TcpStream;
 
-use super::answer;
-use super::pipe::{read_frame, splice};
+use super::pipe::read_frame;
+use super::{SPLICE_BUF, answer};
 use crate::shared::Shared;
 
 /// Serves one data stream from `peer`.
@@ -101,7 +102,7 @@ pub async fn serve(
     let _open = shared.metrics.stream_open(&peer);
     let _load = shared.instance_load.open(addr);
     let mut pipe = tokio::io::join(recv, send);
-    let r = splice(&mut pipe, &mut tcp, shared.cfg.timeouts.idle).await;
+    let r = splice(&mut pipe, &mut tcp, shared.cfg.timeouts.idle, SPLICE_BUF).await;
     let (mut recv, mut send) = pipe.into_inner();
     match r {
         Ok((down, up)) => shared.metrics.stream_bytes(&peer, up, down),

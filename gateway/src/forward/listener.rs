@@ -9,12 +9,13 @@ use std::time::Instant;
 use meshgw_federation::model::ServiceName;
 use meshgw_proxy::reset::reset_on_drop;
 use meshgw_proxy::route::{self, RouteAnswer, RouteHeader, RouteStatus};
+use meshgw_proxy::sidecar::splice::splice;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::pipe::{read_frame, splice};
-use super::{STREAM_DATA, answer};
+use super::pipe::read_frame;
+use super::{SPLICE_BUF, STREAM_DATA, answer};
 use crate::shared::Shared;
 
 /// Binds the forward listener.
@@ -95,7 +96,7 @@ async fn handle(
     shared.metrics.forwarded(&cluster, &svc, "ok");
     let _open = shared.metrics.stream_open(&cluster);
     let mut pipe = tokio::io::join(recv, send);
-    let r = splice(&mut tls, &mut pipe, shared.cfg.timeouts.idle).await;
+    let r = splice(&mut tls, &mut pipe, shared.cfg.timeouts.idle, SPLICE_BUF).await;
     let (mut recv, mut send) = pipe.into_inner();
     match r {
         Ok((up, down)) => {

@@ -21,6 +21,10 @@ use meshgw_proxy::route::{RouteAnswer, RouteStatus};
 /// First byte of a QUIC data stream (after it: a route header, then the pipe).
 pub const STREAM_DATA: u8 = 0x02;
 
+/// Each direction's copy buffer when a gateway splices a forwarded
+/// connection: large, for throughput; the count of open streams bounds it.
+const SPLICE_BUF: usize = 64 * 1024;
+
 /// Returns an answer with `status` and a reason naming this gateway's cluster as the hop.
 pub fn answer(cluster: &str, status: RouteStatus, why: impl std::fmt::Display) -> RouteAnswer {
     RouteAnswer {

@@ -1,5 +1,6 @@
 //! Splicing two byte streams together with an idle timeout: the TCP path
-//! of the inbound listener (and of any other opaque pipe).
+//! of the inbound listener, and the gateways' forwarded connections (TCP or
+//! TLS on one side, a QUIC stream on the other).
 
 use std::io;
 use std::pin::Pin;
@@ -11,10 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// Copies bytes both ways between `a` and `b` until both sides are done, or
-/// until no byte moved either way for `idle`. Returns the bytes copied
-/// `a → b` and `b → a`; an idle timeout is an `io::ErrorKind::TimedOut` error.
-pub async fn splice<A, B>(a: A, b: B, idle: Duration) -> io::Result<(u64, u64)>
+/// Copies bytes both ways between `a` and `b` through a `buf`-byte buffer
+/// per direction until both sides are done (each EOF passed on as a write
+/// shutdown), one fails, or no byte moved either way for `idle`. Returns
+/// the bytes copied `a → b` and `b → a`; an idle timeout is an
+/// `io::ErrorKind::TimedOut` error.
+pub async fn splice<A, B>(a: A, b: B, idle: Duration, buf: usize) -> io::Result<(u64, u64)>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -27,7 +30,7 @@ where
         last: last.clone(),
     };
     let mut b = b;
-    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, buf, buf);
     tokio::pin!(copy);
     loop {
         let quiet_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
@@ -108,7 +111,7 @@ mod tests {
     async fn copies_both_ways_and_counts() {
         let (mut client, a) = tokio::io::duplex(64);
         let (b, mut server) = tokio::io::duplex(64);
-        let task = tokio::spawn(splice(a, b, Duration::from_secs(5)));
+        let task = tokio::spawn(splice(a, b, Duration::from_secs(5), 64));
         client.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).await.unwrap();
@@ -125,7 +128,7 @@ mod tests {
     async fn idle_pipes_are_closed_and_busy_ones_are_not() {
         let (mut client, a) = tokio::io::duplex(64);
         let (b, mut server) = tokio::io::duplex(64);
-        let task = tokio::spawn(splice(a, b, Duration::from_secs(10)));
+        let task = tokio::spawn(splice(a, b, Duration::from_secs(10), 64));
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_secs(6)).await;
             client.write_all(b"x").await.unwrap();
