@@ -48,6 +48,7 @@ locals {
       tls          = local.tls
       sync         = var.sync
       timeouts     = var.timeouts
+      workers      = var.workers
       peers        = local.peers
       exports      = var.exports
     })

@@ -165,6 +165,16 @@ variable "timeouts" {
   }
 }
 
+variable "workers" {
+  description = "Threads that run each gateway (`[runtime] workers`, 0 to 256); null keeps the binary's default, one per CPU core. 1 uses the least CPU and added latency per forwarded request, up to one core of forwarding."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.workers == null || (floor(coalesce(var.workers, 0)) == coalesce(var.workers, 0) && coalesce(var.workers, 0) >= 0 && coalesce(var.workers, 0) <= 256)
+    error_message = "workers must be a whole number from 0 to 256 (0: one thread per CPU core)."
+  }
+}
+
 variable "sidecars" {
   description = <<-EOT
     Sidecar configs to render, one per workload, keyed by an id used in file

@@ -37,6 +37,7 @@ module "config" {
   tls                = var.tls
   sync               = var.sync
   timeouts           = var.timeouts
+  workers            = var.workers
   sidecars           = var.sidecars
   config_dir         = "/etc/meshgw"
   zone_command       = local.zone_command

@@ -22,6 +22,7 @@ module "config" {
   tls                = var.tls
   sync               = var.sync
   timeouts           = var.timeouts
+  workers            = var.workers
   sidecars           = var.sidecars
   config_dir         = local.dir
   binary_path        = "${local.dir}/bin/meshgw"

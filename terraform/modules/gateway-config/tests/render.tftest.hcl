@@ -171,3 +171,30 @@ run "rejects_unknown_timeout_keys" {
   }
   expect_failures = [var.timeouts]
 }
+
+run "renders_runtime_workers" {
+  command = plan
+  variables {
+    workers = 1
+  }
+  assert {
+    condition     = strcontains(output.gateway_config, "[runtime]\nworkers = 1\n")
+    error_message = "workers renders as [runtime] workers"
+  }
+}
+
+run "leaves_runtime_out_by_default" {
+  command = plan
+  assert {
+    condition     = !strcontains(output.gateway_config, "[runtime]")
+    error_message = "no [runtime] table unless workers is set"
+  }
+}
+
+run "rejects_an_out_of_range_worker_count" {
+  command = plan
+  variables {
+    workers = 300
+  }
+  expect_failures = [var.workers]
+}

@@ -35,6 +35,7 @@ module "east" {
   exports      = [{ service = "default/*", to = ["west"] }]
   sync         = { heartbeat_interval = "500ms", peer_timeout = "3s" }
   timeouts     = { connect = "1s", idle = "10m" }
+  workers      = 1
   sidecars = {
     payments = {
       service        = "default/payments"
