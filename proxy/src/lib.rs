@@ -18,6 +18,7 @@
 //!   with the route header and a nested mTLS session), and [`error`] says
 //!   which hop failed and why; [`outlier`] ejects targets that keep failing.
 //! - [`reset`]: a pipe that breaks ends its TCP connections with an RST.
+//! - [`grpc`]: a gRPC call's `grpc-status` as the HTTP status outlier detection counts.
 #![forbid(unsafe_code)]
 
 pub mod accept;
@@ -27,6 +28,7 @@ pub mod body;
 pub mod catalog;
 pub mod connect;
 pub mod error;
+pub mod grpc;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;

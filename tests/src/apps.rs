@@ -212,6 +212,26 @@ pub async fn grpc(service: &str) -> Result<App> {
     Ok(App { addr, task })
 }
 
+/// Starts a gRPC app that fails every call with `grpc-status: code`, sent
+/// in trailers after an HTTP 200 head (as a server that failed mid-call does).
+pub async fn grpc_failing(code: u32) -> Result<App> {
+    serve_http(move |_req: Request<Incoming>| async move {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", code.into());
+        trailers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("failing on purpose"),
+        );
+        let frames = tokio_stream::iter([Ok::<_, std::io::Error>(Frame::trailers(trailers))]);
+        let resp = Response::builder()
+            .header("content-type", "application/grpc")
+            .body(StreamBody::new(frames).boxed())
+            .expect("static response");
+        Ok::<_, Infallible>(resp)
+    })
+    .await
+}
+
 /// How a connection to [`tcp_echo_reporting`] ended, as the app saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpEnd {

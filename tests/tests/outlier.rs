@@ -1,7 +1,8 @@
 //! Outlier detection on answers: an instance whose app answers 5xx while
 //! its health check passes is ejected by its callers after five in a row,
 //! their calls fail over to another cluster, and once the ejection ends a
-//! single failed probe ejects it again.
+//! single failed probe ejects it again. gRPC calls count the same way by
+//! their `grpc-status`.
 
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,68 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
     ensure!(
         probes == 1 && around.len() >= 20,
         "expected one failed probe of the broken copy between 9 s and 13 s after its ejection: {around:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_grpc_unavailable_calls_eject_the_local_instance_and_calls_fail_over() -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("b", "default/*", &["*"])
+        .start()
+        .await?;
+    // a's copy fails every call with UNAVAILABLE (in the trailers of an
+    // HTTP 200 answer) while its TCP health check passes; b's copy works.
+    let broken = apps::grpc_failing(14).await?;
+    let good = apps::grpc("inventory").await?;
+    let _sa = m
+        .sidecar("a", "default/inventory", "grpc", broken.addr)
+        .await?;
+    let _sb = m
+        .sidecar("b", "default/inventory", "grpc", good.addr)
+        .await?;
+    m.sees("a", "default/inventory", "a", 1, Some(1)).await?;
+    m.sees("a", "default/inventory", "b", 1, None).await?;
+    let orders = apps::http("orders").await?;
+    let client = m
+        .sidecar("a", "default/orders", "http", orders.addr)
+        .await?;
+    let ch =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", client.spec.outbound_http))?
+            .origin("http://inventory.default.mesh".parse()?)
+            .connect()
+            .await?;
+    let mut health = HealthClient::new(ch);
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        let r = health
+            .check(HealthCheckRequest {
+                service: "inventory".into(),
+            })
+            .await;
+        outcomes.push(match r {
+            Ok(resp) => Ok(resp.into_inner().status),
+            Err(status) => Err(status.code()),
+        });
+    }
+    let unavailable = Err(tonic::Code::Unavailable);
+    let serving = Ok(ServingStatus::Serving as i32);
+    ensure!(
+        outcomes[..5].iter().all(|o| *o == unavailable)
+            && outcomes[5..].iter().all(|o| *o == serving),
+        "expected exactly the first 5 calls to fail with UNAVAILABLE (the local copy), then b to serve: {outcomes:?}\n{}",
+        client.log_text()
+    );
+    ensure!(
+        client
+            .log_text()
+            .contains("ejecting target after consecutive failures"),
+        "the caller's sidecar does not log the ejection:\n{}",
+        client.log_text()
     );
     Ok(())
 }

@@ -28,6 +28,7 @@ use super::{Shared, host, stopped};
 use crate::balance::{InFlight, Target};
 use crate::body::Coalesce;
 use crate::error::{Hop, ProxyError, Reason};
+use crate::grpc;
 use crate::tls::ALPN_H2;
 
 /// The response body the outbound listener sends: streamed from the target, or an error text.
@@ -122,7 +123,7 @@ async fn forward(
     let mut deadline = None;
     let mut avoid = Vec::new();
     let mut resent = false;
-    let (resp, target, guard) = loop {
+    let (resp, target, guard, deferred) = loop {
         let connected = shared
             .dialer
             .with_retry_excluding(svc, std::mem::take(&mut avoid), |t| async move {
@@ -144,8 +145,22 @@ async fn forward(
             Err(_) => return Err(timed_out()),
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                shared.dialer.report_response(svc, &target, status);
-                break (resp, target, connected.guard);
+                let trailers_tell = status == 200 && grpc::is_grpc(resp.headers());
+                match grpc::http_status(resp.headers()) {
+                    Some(s) => shared.dialer.report_response(svc, &target, s),
+                    // A gRPC call's status comes in its trailers.
+                    None if trailers_tell => {}
+                    None => shared.dialer.report_response(svc, &target, status),
+                }
+                let deferred =
+                    (trailers_tell && !resp.headers().contains_key("grpc-status")).then(|| {
+                        Deferred {
+                            dialer: shared.dialer.clone(),
+                            svc: svc.clone(),
+                            target: target.clone(),
+                        }
+                    });
+                break (resp, target, connected.guard, deferred);
             }
             Ok(Err(mut e)) => {
                 let unsent = e.take_message();
@@ -177,6 +192,7 @@ async fn forward(
         Guarded {
             body,
             _guard: guard,
+            deferred,
         }
         .boxed_unsync()
     });
@@ -256,10 +272,25 @@ fn error_response(e: &ProxyError, service: &str) -> Response<OutBody> {
         .map(|b| b.map_err(|never| match never {}).boxed_unsync())
 }
 
-/// A response body that keeps its target's in-flight count raised until it ends.
+/// A response body that keeps its target's in-flight count raised until it
+/// ends, and reports a gRPC call's outcome from its trailers.
 struct Guarded {
     body: Incoming,
     _guard: InFlight,
+    deferred: Option<Deferred>,
+}
+
+/// Where to report a gRPC call's `grpc-status` once the trailers carry it.
+struct Deferred {
+    dialer: crate::connect::Dialer,
+    svc: ServiceName,
+    target: Target,
+}
+
+impl Deferred {
+    fn report(self, status: u16) {
+        self.dialer.report_response(&self.svc, &self.target, status);
+    }
 }
 
 impl Body for Guarded {
@@ -270,7 +301,21 @@ impl Body for Guarded {
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if self.deferred.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(status) = frame.trailers_ref().and_then(grpc::http_status) {
+                        self.deferred.take().expect("checked").report(status);
+                    }
+                }
+                // The answer broke off before its status: the target failed it.
+                Poll::Ready(Some(Err(_))) => self.deferred.take().expect("checked").report(503),
+                Poll::Ready(None) => self.deferred = None,
+                Poll::Pending => {}
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
