@@ -14,11 +14,10 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// Returns the HTTP status that `grpc-status` in `headers` (a head or
-/// trailers) maps to, if it is there and a number.
-pub fn http_status(headers: &HeaderMap) -> Option<u16> {
-    let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    Some(to_http(code))
+/// Returns the `grpc-status` code in `headers` (a head or trailers), if
+/// it is there and a number.
+pub fn code(headers: &HeaderMap) -> Option<u32> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
 /// Maps a gRPC status code to an HTTP status.
@@ -80,10 +79,10 @@ mod tests {
 
     #[test]
     fn reads_grpc_status_and_the_content_type() {
-        assert_eq!(http_status(&headers(&[("grpc-status", "14")])), Some(503));
-        assert_eq!(http_status(&headers(&[("grpc-status", "0")])), Some(200));
-        assert_eq!(http_status(&headers(&[("grpc-status", "x")])), None);
-        assert_eq!(http_status(&headers(&[])), None);
+        assert_eq!(code(&headers(&[("grpc-status", "14")])), Some(14));
+        assert_eq!(code(&headers(&[("grpc-status", "0")])), Some(0));
+        assert_eq!(code(&headers(&[("grpc-status", "x")])), None);
+        assert_eq!(code(&headers(&[])), None);
         assert!(is_grpc(&headers(&[(
             "content-type",
             "application/grpc+proto"

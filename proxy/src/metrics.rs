@@ -47,6 +47,19 @@ pub struct RequestLabels {
     pub status_class: String,
 }
 
+/// Labels of a finished gRPC call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    /// The caller's cluster.
+    pub src_cluster: String,
+    /// The callee's cluster.
+    pub dst_cluster: String,
+    /// The called service, `namespace/name`.
+    pub service: String,
+    /// The call's `grpc-status` code, `0` (OK) to `16`.
+    pub grpc_status: String,
+}
+
 /// Labels naming a direction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
@@ -72,6 +85,7 @@ pub struct Metrics {
     routes: Mutex<Vec<RouteSeries>>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    grpc_calls: Family<GrpcLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     open: Family<DirectionLabels, Gauge>,
     conns: Family<DirectionLabels, Counter>,
@@ -104,6 +118,7 @@ impl Metrics {
             routes: Mutex::new(Vec::new()),
             registry: Registry::default(),
             requests: Family::default(),
+            grpc_calls: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             open: Family::default(),
             conns: Family::default(),
@@ -116,6 +131,11 @@ impl Metrics {
             "requests",
             "HTTP and gRPC requests by route and status class",
             m.requests.clone(),
+        );
+        registry.register(
+            "grpc_calls",
+            "Outbound gRPC calls by route and grpc-status (an HTTP 200 answer can carry any)",
+            m.grpc_calls.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -153,6 +173,19 @@ impl Metrics {
             m.registered.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Counts an outbound gRPC call to `service` in `dst_cluster` that
+    /// ended with `grpc-status: code`.
+    pub fn grpc_call(&self, dst_cluster: &str, service: &ServiceName, code: u32) {
+        self.grpc_calls
+            .get_or_create(&GrpcLabels {
+                src_cluster: self.cluster.clone(),
+                dst_cluster: dst_cluster.to_string(),
+                service: service.to_string(),
+                grpc_status: code.to_string(),
+            })
+            .inc();
     }
 
     /// Returns this sidecar's cluster.

@@ -157,5 +157,23 @@ async fn five_grpc_unavailable_calls_eject_the_local_instance_and_calls_fail_ove
         "the caller's sidecar does not log the ejection:\n{}",
         client.log_text()
     );
+    // Every call answered HTTP 200; the gRPC counter tells them apart.
+    let (_, metrics) = client.admin_get("/metrics")?;
+    let calls = |dst: &str, code: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("meshgw_sidecar_grpc_calls_total{")
+                    && l.contains(&format!("dst_cluster=\"{dst}\""))
+                    && l.contains("service=\"default/inventory\"")
+                    && l.contains(&format!("grpc_status=\"{code}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    ensure!(
+        calls("a", "14") == 5 && calls("b", "0") == 15,
+        "expected 5 UNAVAILABLE calls counted in a and 15 OK in b:\n{metrics}"
+    );
     Ok(())
 }

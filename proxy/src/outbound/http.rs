@@ -98,8 +98,8 @@ async fn handle(
         }
     };
     let dst = match &target {
-        Some(Target::ViaGateway { cluster }) => cluster.as_str(),
-        _ => shared.cfg.locality.cluster.as_str(),
+        Some(t) => dst_cluster(t, &shared),
+        None => shared.cfg.locality.cluster.as_str(),
     };
     shared
         .metrics
@@ -107,12 +107,31 @@ async fn handle(
     Ok(resp)
 }
 
+/// The cluster a request to `target` is served in.
+fn dst_cluster<'a>(target: &'a Target, shared: &'a Shared) -> &'a str {
+    match target {
+        Target::ViaGateway { cluster } => cluster.as_str(),
+        Target::Local(_) => shared.cfg.locality.cluster.as_str(),
+    }
+}
+
+/// A gRPC call to `svc` on `target` ended with `grpc-status: code`: outlier
+/// detection takes it as the HTTP status it maps to, and it is counted.
+fn grpc_ended(shared: &Shared, svc: &ServiceName, target: &Target, code: u32) {
+    shared
+        .dialer
+        .report_response(svc, target, grpc::to_http(code));
+    shared
+        .metrics
+        .grpc_call(dst_cluster(target, shared), svc, code);
+}
+
 async fn forward(
     mut req: Request<Incoming>,
     authority: &Authority,
     svc: &ServiceName,
     port: u16,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) -> Result<(Response<OutBody>, Target), ProxyError> {
     let traceparent = host::prepare(&mut req, authority, &shared.source_cluster)?;
     let tp = traceparent.as_str();
@@ -145,21 +164,24 @@ async fn forward(
             Err(_) => return Err(timed_out()),
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                let trailers_tell = status == 200 && grpc::is_grpc(resp.headers());
-                match grpc::http_status(resp.headers()) {
-                    Some(s) => shared.dialer.report_response(svc, &target, s),
+                let grpc = status == 200 && grpc::is_grpc(resp.headers());
+                let deferred = match grpc::code(resp.headers()) {
+                    // A trailers-only gRPC answer.
+                    Some(code) if grpc => {
+                        grpc_ended(shared, svc, &target, code);
+                        None
+                    }
                     // A gRPC call's status comes in its trailers.
-                    None if trailers_tell => {}
-                    None => shared.dialer.report_response(svc, &target, status),
-                }
-                let deferred =
-                    (trailers_tell && !resp.headers().contains_key("grpc-status")).then(|| {
-                        Deferred {
-                            dialer: shared.dialer.clone(),
-                            svc: svc.clone(),
-                            target: target.clone(),
-                        }
-                    });
+                    None if grpc => Some(Deferred {
+                        shared: shared.clone(),
+                        svc: svc.clone(),
+                        target: target.clone(),
+                    }),
+                    _ => {
+                        shared.dialer.report_response(svc, &target, status);
+                        None
+                    }
+                };
                 break (resp, target, connected.guard, deferred);
             }
             Ok(Err(mut e)) => {
@@ -280,17 +302,11 @@ struct Guarded {
     deferred: Option<Deferred>,
 }
 
-/// Where to report a gRPC call's `grpc-status` once the trailers carry it.
+/// A gRPC call whose `grpc-status` is still to come, in the trailers.
 struct Deferred {
-    dialer: crate::connect::Dialer,
+    shared: Arc<Shared>,
     svc: ServiceName,
     target: Target,
-}
-
-impl Deferred {
-    fn report(self, status: u16) {
-        self.dialer.report_response(&self.svc, &self.target, status);
-    }
 }
 
 impl Body for Guarded {
@@ -305,12 +321,17 @@ impl Body for Guarded {
         if self.deferred.is_some() {
             match &polled {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(status) = frame.trailers_ref().and_then(grpc::http_status) {
-                        self.deferred.take().expect("checked").report(status);
+                    if let Some(code) = frame.trailers_ref().and_then(grpc::code) {
+                        let d = self.deferred.take().expect("checked");
+                        grpc_ended(&d.shared, &d.svc, &d.target, code);
                     }
                 }
-                // The answer broke off before its status: the target failed it.
-                Poll::Ready(Some(Err(_))) => self.deferred.take().expect("checked").report(503),
+                // The answer broke off before its status: the target failed
+                // the call (outlier detection; no grpc-status to count).
+                Poll::Ready(Some(Err(_))) => {
+                    let d = self.deferred.take().expect("checked");
+                    d.shared.dialer.report_response(&d.svc, &d.target, 503);
+                }
                 Poll::Ready(None) => self.deferred = None,
                 Poll::Pending => {}
             }
