@@ -212,21 +212,32 @@ pub async fn grpc(service: &str) -> Result<App> {
     Ok(App { addr, task })
 }
 
-/// Starts a gRPC app that fails every call with `grpc-status: code`, sent
-/// in trailers after an HTTP 200 head (as a server that failed mid-call does).
-pub async fn grpc_failing(code: u32) -> Result<App> {
+/// Starts a gRPC app that fails every call with `grpc-status: code`: in
+/// the head of a trailers-only answer (as tonic answers an error), or in
+/// trailers after an HTTP 200 head (as a server that failed mid-call does).
+pub async fn grpc_failing(code: u32, trailers_only: bool) -> Result<App> {
     serve_http(move |_req: Request<Incoming>| async move {
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("grpc-status", code.into());
-        trailers.insert(
+        let mut status = http::HeaderMap::new();
+        status.insert("grpc-status", code.into());
+        status.insert(
             "grpc-message",
             http::HeaderValue::from_static("failing on purpose"),
         );
-        let frames = tokio_stream::iter([Ok::<_, std::io::Error>(Frame::trailers(trailers))]);
-        let resp = Response::builder()
+        let mut resp = Response::builder()
             .header("content-type", "application/grpc")
-            .body(StreamBody::new(frames).boxed())
+            .body(if trailers_only {
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed()
+            } else {
+                let frames =
+                    tokio_stream::iter([Ok::<_, std::io::Error>(Frame::trailers(status.clone()))]);
+                StreamBody::new(frames).boxed()
+            })
             .expect("static response");
+        if trailers_only {
+            resp.headers_mut().extend(status);
+        }
         Ok::<_, Infallible>(resp)
     })
     .await

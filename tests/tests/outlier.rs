@@ -99,7 +99,15 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_grpc_unavailable_calls_eject_the_local_instance_and_calls_fail_over() -> Result<()> {
+async fn five_grpc_unavailable_calls_eject_the_local_instance_status_in_head_or_trailers()
+-> Result<()> {
+    grpc_failover(false).await.context("status in trailers")?;
+    grpc_failover(true).await.context("trailers-only answers")
+}
+
+/// a's `inventory` fails every call with UNAVAILABLE (in trailers, or in a
+/// trailers-only head); b's works: 5 failed calls, then b, counted by status.
+async fn grpc_failover(trailers_only: bool) -> Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let m = MeshBuilder::new()
@@ -108,9 +116,9 @@ async fn five_grpc_unavailable_calls_eject_the_local_instance_and_calls_fail_ove
         .export("b", "default/*", &["*"])
         .start()
         .await?;
-    // a's copy fails every call with UNAVAILABLE (in the trailers of an
-    // HTTP 200 answer) while its TCP health check passes; b's copy works.
-    let broken = apps::grpc_failing(14).await?;
+    // a's copy fails every call with UNAVAILABLE while its TCP health
+    // check passes; b's copy works.
+    let broken = apps::grpc_failing(14, trailers_only).await?;
     let good = apps::grpc("inventory").await?;
     let _sa = m
         .sidecar("a", "default/inventory", "grpc", broken.addr)
