@@ -31,7 +31,7 @@ pub struct Inbound {
     app: SocketAddr,
     protocol: AppProtocol,
     timeouts: Timeouts,
-    acceptor: TlsAcceptor,
+    tls: Arc<WorkloadTls>,
     metrics: Arc<Metrics>,
     http: Arc<AppForwarder>,
 }
@@ -46,14 +46,15 @@ impl std::fmt::Debug for Inbound {
 }
 
 impl Inbound {
-    /// Creates the inbound side for `cfg`'s app, accepting with `tls`.
-    pub fn new(cfg: &SidecarConfig, tls: &WorkloadTls, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// Creates the inbound side for `cfg`'s app, accepting with `tls` (its
+    /// current certificate at each handshake, so a rotation applies at once).
+    pub fn new(cfg: &SidecarConfig, tls: Arc<WorkloadTls>, metrics: Arc<Metrics>) -> Arc<Self> {
         let service = format!("{}/{}", cfg.service.namespace, cfg.service.name);
         Arc::new(Self {
             app: cfg.service.app,
             protocol: cfg.service.protocol,
             timeouts: cfg.timeouts,
-            acceptor: TlsAcceptor::from(tls.server()),
+            tls,
             http: Arc::new(AppForwarder::new(cfg, service, metrics.clone())),
             metrics,
         })
@@ -106,7 +107,8 @@ impl Inbound {
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = tcp.set_nodelay(true);
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
+        let acceptor = TlsAcceptor::from(self.tls.server());
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 self.metrics.handshake_failed(Direction::Inbound);

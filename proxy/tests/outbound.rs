@@ -360,7 +360,7 @@ async fn real_inbound(pki: &Pki, app: SocketAddr) -> (SocketAddr, watch::Sender<
         support::TD,
     )
     .unwrap();
-    let inbound = Inbound::new(&cfg, &tls, Arc::new(Metrics::new("a")));
+    let inbound = Inbound::new(&cfg, Arc::new(tls), Arc::new(Metrics::new("a")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = watch::channel(false);

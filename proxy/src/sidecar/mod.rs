@@ -5,13 +5,15 @@
 //! KeepAlive, SetHealth driven by app health checks, Deregister on
 //! shutdown), the catalog watch, and the outbound listeners
 //! ([`crate::outbound::run`]). On shutdown it stops accepting, deregisters,
-//! and drains in-flight connections for up to `timeouts.drain`.
+//! and drains in-flight connections for up to `timeouts.drain`. Rotated
+//! certificate files are picked up while it runs ([`rotate`]).
 
 mod app_pool;
 mod backoff;
 pub mod forward;
 pub mod health;
 mod register;
+pub mod rotate;
 pub mod splice;
 
 #[cfg(test)]
@@ -140,7 +142,8 @@ pub async fn run_until(
         metrics.clone(),
         stop_rx.clone(),
     ));
-    let inbound = Inbound::new(&cfg, &tls, metrics.clone());
+    let inbound = Inbound::new(&cfg, tls.clone(), metrics.clone());
+    tasks.spawn(rotate::run(tls.clone(), stop_rx.clone()));
     tasks.spawn(inbound.serve(inbound_listener, stop_rx.clone()));
     let health = tokio::spawn(health::run(cfg.service.app, cfg.health.clone(), health_tx));
     let metrics_health = metrics.clone();

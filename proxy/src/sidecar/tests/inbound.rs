@@ -93,7 +93,7 @@ async fn start(pki: &Pki, app: SocketAddr, protocol: &str) -> Running {
     let cfg = config(pki, app, protocol);
     let tls = WorkloadTls::from_config(&cfg).unwrap();
     let metrics = Arc::new(Metrics::new("a"));
-    let inbound = Inbound::new(&cfg, &tls, metrics.clone());
+    let inbound = Inbound::new(&cfg, Arc::new(tls), metrics.clone());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (stop, stop_rx) = watch::channel(false);
@@ -296,4 +296,65 @@ async fn unreachable_app_is_a_502_naming_it() {
         body.contains(&format!("cannot reach the app at {app}")),
         "{body}"
     );
+}
+
+/// The leaf certificate the inbound listener presents to a new connection.
+async fn presented(config: Arc<rustls::ClientConfig>, addr: SocketAddr) -> Vec<u8> {
+    let s = dial(config, addr).await.unwrap();
+    s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn leaf(path: &std::path::Path) -> Vec<u8> {
+    meshgw_identity::load_certs(path).unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_serves_new_connections_and_one_for_another_workload_is_refused() {
+    let pki = Pki::new("mesh.test");
+    let cfg = config(&pki, echo_app().await, "tcp");
+    let tls = Arc::new(WorkloadTls::from_config(&cfg).unwrap());
+    let inbound = Inbound::new(&cfg, tls.clone(), Arc::new(Metrics::new("a")));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (_stop, stop_rx) = watch::channel(false);
+    tokio::spawn(inbound.serve(l, stop_rx));
+    let caller = pki
+        .tls("caller")
+        .client_for(SERVER_ID, &[ALPN_TCP])
+        .unwrap();
+
+    let first = leaf(&cfg.tls.cert);
+    assert_eq!(presented(caller.clone(), addr).await, first);
+    let mut open = dial(caller.clone(), addr).await.unwrap();
+    assert!(!tls.reload().unwrap(), "unchanged files are not a rotation");
+
+    // A new certificate and key for the same workload, written in place.
+    let (cert, key) = pki.workload("payments");
+    assert_eq!(
+        (&cert, &key),
+        (&cfg.tls.cert, &cfg.tls.key),
+        "issued in place"
+    );
+    let second = leaf(&cfg.tls.cert);
+    assert_ne!(first, second);
+    assert!(tls.reload().unwrap());
+    assert_eq!(presented(caller.clone(), addr).await, second);
+    assert_eq!(ping(caller.clone(), addr).await.unwrap(), b"ping");
+    // A connection opened before the rotation keeps working.
+    open.write_all(b"still").await.unwrap();
+    let mut buf = [0u8; 5];
+    open.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"still");
+
+    // Another workload's certificate in its place is refused, naming both
+    // IDs; the listener keeps presenting the last good one.
+    let (other_cert, other_key) = pki.workload("orders");
+    std::fs::copy(&other_cert, &cfg.tls.cert).unwrap();
+    std::fs::copy(&other_key, &cfg.tls.key).unwrap();
+    let err = tls.reload().unwrap_err().to_string();
+    assert!(
+        err.contains("sa/orders") && err.contains("sa/payments") && err.contains("restart"),
+        "{err}"
+    );
+    assert_eq!(presented(caller, addr).await, second);
 }
