@@ -212,6 +212,16 @@ pub async fn grpc(service: &str) -> Result<App> {
     Ok(App { addr, task })
 }
 
+/// Starts an HTTP app that never answers: each request waits until the
+/// caller gives up.
+pub async fn http_hanging() -> Result<App> {
+    serve_http(|_req: Request<Incoming>| async {
+        std::future::pending::<()>().await;
+        Ok::<Response<Body>, Infallible>(Response::new(full(String::new())))
+    })
+    .await
+}
+
 /// Starts a gRPC app that fails every call with `grpc-status: code`: in
 /// the head of a trailers-only answer (as tonic answers an error), or in
 /// trailers after an HTTP 200 head (as a server that failed mid-call does).

@@ -41,6 +41,8 @@ pub struct SidecarSpec {
     pub tls: (PathBuf, PathBuf, PathBuf),
     /// Admin listener.
     pub admin: SocketAddr,
+    /// `timeouts.request` (humantime).
+    pub request_timeout: String,
 }
 
 impl SidecarSpec {
@@ -97,7 +99,8 @@ impl SidecarSpec {
         writeln!(s, "[admin]\nlisten = \"{}\"\n", self.admin).unwrap();
         writeln!(
             s,
-            "[timeouts]\nconnect = \"5s\"\nidle = \"60s\"\nrequest = \"60s\"\ndrain = \"2s\""
+            "[timeouts]\nconnect = \"5s\"\nidle = \"60s\"\nrequest = {:?}\ndrain = \"2s\"",
+            self.request_timeout
         )
         .unwrap();
         s
@@ -313,6 +316,7 @@ impl Mesh {
             },
             tls: (self.pki.root(), cert, key),
             admin: ports::tcp(),
+            request_timeout: "60s".into(),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! its health check passes is ejected by its callers after five in a row,
 //! their calls fail over to another cluster, and once the ejection ends a
 //! single failed probe ejects it again. gRPC calls count the same way by
-//! their `grpc-status`.
+//! their `grpc-status`, and requests that time out like 5xx answers.
 
 use std::time::{Duration, Instant};
 
@@ -182,6 +182,42 @@ async fn grpc_failover(trailers_only: bool) -> Result<()> {
     ensure!(
         calls("a", "14") == 5 && calls("b", "0") == 15,
         "expected 5 UNAVAILABLE calls counted in a and 15 OK in b:\n{metrics}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_timeouts_in_a_row_eject_a_hanging_local_instance_and_calls_fail_over() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("b", "default/*", &["*"])
+        .start()
+        .await?;
+    // a's copy accepts requests and never answers; its TCP health check
+    // passes. b's copy works.
+    let hanging = apps::http_hanging().await?;
+    let good = apps::http("payments-b").await?;
+    let mut spec = m.sidecar_spec("a", "default/payments", "http", hanging.addr)?;
+    spec.health = "tcp".into();
+    let _sa = SidecarProc::start(spec, m.dir.path()).await?;
+    let _sb = m
+        .sidecar("b", "default/payments", "http", good.addr)
+        .await?;
+    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
+    m.sees("a", "default/payments", "b", 1, None).await?;
+    let orders = apps::http("orders").await?;
+    let mut spec = m.sidecar_spec("a", "default/orders", "http", orders.addr)?;
+    spec.request_timeout = "500ms".into();
+    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    let mut outcomes = Vec::new();
+    for _ in 0..12 {
+        outcomes.push(call(&client)?.0);
+    }
+    ensure!(
+        outcomes[..5].iter().all(|s| *s == 504) && outcomes[5..].iter().all(|s| *s == 200),
+        "expected exactly the first 5 calls to time out (504), then b to answer: {outcomes:?}\n{}",
+        client.log_text()
     );
     Ok(())
 }

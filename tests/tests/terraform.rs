@@ -828,6 +828,7 @@ module "{n}" {{
             health: "http".into(),
             tls: (pki.root(), cert, key),
             admin: meshgw_tests::ports::tcp(),
+            request_timeout: "60s".into(),
         })
     };
     let billing_app = apps::http("billing").await?;

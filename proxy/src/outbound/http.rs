@@ -161,7 +161,11 @@ async fn forward(
             return Err(timed_out());
         }
         match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
-            Err(_) => return Err(timed_out()),
+            Err(_) => {
+                // No answer in time counts against the target, as a 504 would.
+                shared.dialer.report_response(svc, &target, 504);
+                return Err(timed_out());
+            }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
                 let grpc = status == 200 && grpc::is_grpc(resp.headers());
