@@ -10,7 +10,9 @@ use meshgw_config::GatewayConfig;
 use meshgw_federation::api::CatalogApi;
 use meshgw_federation::model::{Keys, Locality};
 use meshgw_federation::store::CatalogStore;
-use meshgw_identity::{Identity, SpiffeClientVerifier, SpiffeMatch, TrustEntry, load_certs};
+use meshgw_identity::{
+    Identity, RotatingCert, SpiffeClientVerifier, SpiffeMatch, TrustEntry, load_certs,
+};
 use tokio::sync::watch;
 
 use crate::admin::{self, Ready};
@@ -18,7 +20,7 @@ use crate::imports::{self, PeerImports};
 use crate::metrics::Metrics;
 use crate::peers::{PeerRegistry, RegistrySource};
 use crate::shared::Shared;
-use crate::{exports, forward, housekeeping, store, tunnel};
+use crate::{exports, forward, housekeeping, rotate, store, tunnel};
 
 /// Runs a gateway until SIGINT or SIGTERM.
 pub async fn run(cfg: GatewayConfig) -> Result<()> {
@@ -35,8 +37,12 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
         rand::random::<u32>()
     );
 
-    let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &id)?)?;
-    let client_cfgs = tunnel::tls::clients(&cfg, &id)?;
+    // One certificate source for every listener and dialer, replaced when
+    // tls.cert and tls.key are rotated.
+    let cert = RotatingCert::new(&id).context("the gateway certificate (tls.cert, tls.key)")?;
+    tokio::spawn(rotate::run(cfg.clone(), cert.clone()));
+    let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &cert)?)?;
+    let client_cfgs = tunnel::tls::clients(&cfg, &cert)?;
     let api_listener = tokio::net::TcpListener::bind(cfg.listen.api).await.map_err(|e| {
         anyhow::anyhow!("cannot bind the API on TCP {}: {e}: is another gateway running? set listen.api to a free port", cfg.listen.api)
     })?;
@@ -111,8 +117,8 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    let api_tls = api_tls(&cfg, &id)?;
-    let forward_tls = local_tls(&cfg, &id, &[b"meshgw-forward"])?;
+    let api_tls = api_tls(&cfg, &cert)?;
+    let forward_tls = local_tls(&cfg, &cert, &[b"meshgw-forward"])?;
     tokio::spawn(forward::listener::serve(
         forward_listener,
         forward_tls,
@@ -141,14 +147,14 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
 
 /// Returns the API's TLS settings: callers must present a certificate of this
 /// mesh's trust domain that chains to `tls.ca`.
-fn api_tls(cfg: &GatewayConfig, id: &Identity) -> Result<Arc<rustls::ServerConfig>> {
-    local_tls(cfg, id, &[b"h2"])
+fn api_tls(cfg: &GatewayConfig, cert: &Arc<RotatingCert>) -> Result<Arc<rustls::ServerConfig>> {
+    local_tls(cfg, cert, &[b"h2"])
 }
 
 /// Returns TLS settings for listeners local workloads call (API, forward).
 fn local_tls(
     cfg: &GatewayConfig,
-    id: &Identity,
+    cert: &Arc<RotatingCert>,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>> {
     let bundle = load_certs(&cfg.tls.ca).context("loading tls.ca")?;
@@ -157,8 +163,10 @@ fn local_tls(
         bundle,
         allowed: SpiffeMatch::TrustDomain(cfg.mesh.trust_domain.clone()),
     }])?);
-    Ok(Arc::new(meshgw_identity::server_config(
-        id, verifier, alpn,
+    Ok(Arc::new(meshgw_identity::rotating_server_config(
+        cert.clone(),
+        verifier,
+        alpn,
     )?))
 }
 

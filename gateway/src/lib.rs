@@ -4,7 +4,8 @@
 //! [`tunnel`]s to peers with one catalog sync session each ([`control`]), the
 //! local [`exports`] each session filters and sends, the per-peer [`imports`]
 //! writers, cluster-wide [`housekeeping`] (stale imports), the gRPC catalog
-//! API and the [`admin`] server. [`cli`] holds the `meshgw` subcommands.
+//! API and the [`admin`] server; [`rotate`] presents rotated certificates
+//! without a restart. [`cli`] holds the `meshgw` subcommands.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod housekeeping;
 pub mod imports;
 pub mod metrics;
 pub mod peers;
+pub mod rotate;
 pub mod shared;
 pub mod store;
 pub mod tunnel;

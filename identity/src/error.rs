@@ -97,6 +97,18 @@ pub enum IdentityError {
         reason: String,
     },
 
+    /// A replacement certificate names another SPIFFE ID than the one a
+    /// running process serves.
+    #[error(
+        "the new certificate is for {found}, not {expected}: a running process keeps its identity; put its own certificate there, or restart it for another"
+    )]
+    OtherSpiffeId {
+        /// The SPIFFE ID in the new certificate.
+        found: String,
+        /// The one served.
+        expected: String,
+    },
+
     /// rustls refused the certificate, key or protocol settings.
     #[error(
         "cannot build the TLS configuration: {source} (does the private key belong to the certificate?)"

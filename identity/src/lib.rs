@@ -14,7 +14,9 @@
 //!   connecting side, [`SpiffeClientVerifier`] with its [`TrustEntry`] list
 //!   and [`SpiffeMatch`] for the accepting side;
 //! - [`server_config`] and [`client_config`]: TLS 1.3, ring-provider rustls
-//!   configurations wired to those verifiers (usable for QUIC as well).
+//!   configurations wired to those verifiers (usable for QUIC as well), and
+//!   [`rotating_server_config`] and [`rotating_client_config`], which present
+//!   whatever a [`RotatingCert`] holds at each handshake.
 //!
 //! Clusters with different trust domains federate by putting each other's
 //! root in their trust bundles; the verifiers never look at DNS names.
@@ -24,6 +26,7 @@
 pub mod error;
 pub mod load;
 pub mod pki;
+pub mod rotating;
 pub mod spiffe;
 pub mod tls;
 pub mod verify;
@@ -31,8 +34,9 @@ pub mod verify;
 pub use error::{IdentityError, PkiError};
 pub use load::{Identity, load_certs, load_key, spiffe_id_of};
 pub use pki::{IssuedCert, init_root, issue_cluster_ca, issue_gateway, issue_workload};
+pub use rotating::{RotatingCert, file_stamps};
 pub use spiffe::SpiffeMatch;
-pub use tls::{client_config, server_config};
+pub use tls::{client_config, rotating_client_config, rotating_server_config, server_config};
 pub use verify::{
     PeerRejected, SpiffeClientVerifier, SpiffeServerVerifier, TrustEntry, peer_spiffe_id,
 };

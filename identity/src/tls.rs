@@ -8,6 +8,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::error::IdentityError;
 use crate::load::Identity;
+use crate::rotating::RotatingCert;
 use crate::verify::{SpiffeClientVerifier, SpiffeServerVerifier};
 
 fn provider() -> Arc<CryptoProvider> {
@@ -46,6 +47,37 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// Like [`server_config`], presenting the certificate `cert` holds at each
+/// handshake (a replaced one from the next handshake on).
+pub fn rotating_server_config(
+    cert: Arc<RotatingCert>,
+    verifier: Arc<SpiffeClientVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, IdentityError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(cert);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// Like [`client_config`], presenting the certificate `cert` holds at each
+/// handshake.
+pub fn rotating_client_config(
+    cert: Arc<RotatingCert>,
+    verifier: Arc<SpiffeServerVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, IdentityError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(cert);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }

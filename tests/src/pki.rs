@@ -33,6 +33,13 @@ impl Pki {
         Ok(())
     }
 
+    /// Issues a cluster's gateway certificate again (a rotation), in place.
+    pub fn reissue_gateway(&self, cluster: &str) -> Result<()> {
+        let d = self.dir.to_str().expect("utf-8 path");
+        run_ok(&["ca", "gateway", "--dir", d, "--cluster", cluster])?;
+        Ok(())
+    }
+
     /// Issues a workload certificate; returns (cert, key).
     pub fn workload(&self, cluster: &str, ns: &str, service: &str) -> Result<(PathBuf, PathBuf)> {
         let d = self.dir.to_str().expect("utf-8 path");

@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use meshgw_config::GatewayConfig;
 use meshgw_identity::{
-    Identity, SpiffeClientVerifier, SpiffeMatch, SpiffeServerVerifier, TrustEntry, client_config,
-    load_certs, server_config,
+    RotatingCert, SpiffeClientVerifier, SpiffeMatch, SpiffeServerVerifier, TrustEntry, load_certs,
+    rotating_client_config, rotating_server_config,
 };
 
 /// Our ALPN for the tunnel protocol, version 1.
@@ -32,7 +32,7 @@ fn transport(cfg: &GatewayConfig) -> Arc<quinn::TransportConfig> {
 }
 
 /// Returns the listener's QUIC server config.
-pub fn server(cfg: &GatewayConfig, id: &Identity) -> Result<quinn::ServerConfig> {
+pub fn server(cfg: &GatewayConfig, cert: &Arc<RotatingCert>) -> Result<quinn::ServerConfig> {
     let mut entries = Vec::new();
     for p in &cfg.peers {
         let bundle = load_certs(&p.trust_bundle)
@@ -44,7 +44,7 @@ pub fn server(cfg: &GatewayConfig, id: &Identity) -> Result<quinn::ServerConfig>
         });
     }
     let verifier = Arc::new(SpiffeClientVerifier::new(entries)?);
-    let tls = server_config(id, verifier, &[ALPN])?;
+    let tls = rotating_server_config(cert.clone(), verifier, &[ALPN])?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .context("TLS settings unusable for QUIC")?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -53,7 +53,10 @@ pub fn server(cfg: &GatewayConfig, id: &Identity) -> Result<quinn::ServerConfig>
 }
 
 /// Returns one QUIC client config per peer, keyed by peer name.
-pub fn clients(cfg: &GatewayConfig, id: &Identity) -> Result<HashMap<String, quinn::ClientConfig>> {
+pub fn clients(
+    cfg: &GatewayConfig,
+    cert: &Arc<RotatingCert>,
+) -> Result<HashMap<String, quinn::ClientConfig>> {
     let mut out = HashMap::new();
     for p in &cfg.peers {
         let bundle = load_certs(&p.trust_bundle)
@@ -63,7 +66,7 @@ pub fn clients(cfg: &GatewayConfig, id: &Identity) -> Result<HashMap<String, qui
             bundle,
             p.spiffe_id.clone(),
         )?);
-        let tls = client_config(id, verifier, &[ALPN])?;
+        let tls = rotating_client_config(cert.clone(), verifier, &[ALPN])?;
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .context("TLS settings unusable for QUIC")?;
         let mut cc = quinn::ClientConfig::new(Arc::new(crypto));
