@@ -168,15 +168,7 @@ impl WorkloadTls {
     /// cheaply; `None` for a workload built from memory.
     pub fn files_stamp(&self) -> Option<Vec<Option<(std::time::SystemTime, u64)>>> {
         let f = self.files.as_ref()?;
-        Some(
-            [&f.cert, &f.key, &f.ca]
-                .iter()
-                .map(|p| {
-                    let m = std::fs::metadata(p).ok()?;
-                    Some((m.modified().ok()?, m.len()))
-                })
-                .collect(),
-        )
+        Some(meshgw_identity::file_stamps(&[&f.cert, &f.key, &f.ca]))
     }
 
     /// Returns a client config presenting this workload and accepting only a
