@@ -34,7 +34,7 @@ pub mod verify;
 pub use error::{IdentityError, PkiError};
 pub use load::{Identity, load_certs, load_key, spiffe_id_of};
 pub use pki::{IssuedCert, init_root, issue_cluster_ca, issue_gateway, issue_workload};
-pub use rotating::{RotatingCert, file_stamps};
+pub use rotating::RotatingCert;
 pub use spiffe::SpiffeMatch;
 pub use tls::{client_config, rotating_client_config, rotating_server_config, server_config};
 pub use verify::{

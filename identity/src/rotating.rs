@@ -13,18 +13,6 @@ use rustls::sign::CertifiedKey;
 use crate::error::IdentityError;
 use crate::load::Identity;
 
-/// The modification time and length of each of `paths` (`None` for one
-/// that cannot be read): compared between polls to notice a rotation.
-pub fn file_stamps(paths: &[&std::path::Path]) -> Vec<Option<(std::time::SystemTime, u64)>> {
-    paths
-        .iter()
-        .map(|p| {
-            let m = std::fs::metadata(p).ok()?;
-            Some((m.modified().ok()?, m.len()))
-        })
-        .collect()
-}
-
 /// The current certificate chain and key of one SPIFFE ID.
 #[derive(Debug)]
 pub struct RotatingCert {

@@ -164,11 +164,13 @@ impl WorkloadTls {
         Ok(true)
     }
 
-    /// The files' modification times and lengths, to notice a rotation
-    /// cheaply; `None` for a workload built from memory.
-    pub fn files_stamp(&self) -> Option<Vec<Option<(std::time::SystemTime, u64)>>> {
-        let f = self.files.as_ref()?;
-        Some(meshgw_identity::file_stamps(&[&f.cert, &f.key, &f.ca]))
+    /// The certificate, key and bundle files it was loaded from, to watch
+    /// for a rotation; none for a workload built from memory.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.files
+            .iter()
+            .flat_map(|f| [f.cert.clone(), f.key.clone(), f.ca.clone()])
+            .collect()
     }
 
     /// Returns a client config presenting this workload and accepting only a
