@@ -21,11 +21,10 @@ pub struct RotatingCert {
 }
 
 fn certified(id: &Identity) -> Result<CertifiedKey, IdentityError> {
-    let provider = rustls::crypto::ring::default_provider();
     Ok(CertifiedKey::from_der(
         id.chain.clone(),
         id.key.clone_key(),
-        &provider,
+        &crate::tls::provider(),
     )?)
 }
 

@@ -3,16 +3,42 @@
 
 use std::sync::Arc;
 
+use rustls::client::WantsClientCert;
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, ServerConfig};
+use rustls::server::WantsServerCert;
+use rustls::{ClientConfig, ConfigBuilder, ServerConfig};
 
 use crate::error::IdentityError;
 use crate::load::Identity;
 use crate::rotating::RotatingCert;
 use crate::verify::{SpiffeClientVerifier, SpiffeServerVerifier};
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider of every mesh TLS configuration and certified key.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS 1.3 on the ring provider, requiring client certificates `verifier` accepts.
+fn server_builder(
+    verifier: Arc<SpiffeClientVerifier>,
+) -> Result<ConfigBuilder<ServerConfig, WantsServerCert>, IdentityError> {
+    Ok(ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier))
+}
+
+/// TLS 1.3 on the ring provider, accepting only a server `verifier` accepts.
+fn client_builder(
+    verifier: Arc<SpiffeServerVerifier>,
+) -> Result<ConfigBuilder<ClientConfig, WantsClientCert>, IdentityError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier))
+}
+
+fn alpn_list(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
+    alpn.iter().map(|p| p.to_vec()).collect()
 }
 
 /// Returns a server configuration presenting `id` and requiring client
@@ -24,11 +50,9 @@ pub fn server_config(
     verifier: Arc<SpiffeClientVerifier>,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, IdentityError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut config =
+        server_builder(verifier)?.with_single_cert(id.chain.clone(), id.key.clone_key())?;
+    config.alpn_protocols = alpn_list(alpn);
     Ok(config)
 }
 
@@ -42,12 +66,9 @@ pub fn client_config(
     verifier: Arc<SpiffeServerVerifier>,
     alpn: &[&[u8]],
 ) -> Result<ClientConfig, IdentityError> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut config =
+        client_builder(verifier)?.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
+    config.alpn_protocols = alpn_list(alpn);
     Ok(config)
 }
 
@@ -58,11 +79,8 @@ pub fn rotating_server_config(
     verifier: Arc<SpiffeClientVerifier>,
     alpn: &[&[u8]],
 ) -> Result<ServerConfig, IdentityError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(cert);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut config = server_builder(verifier)?.with_cert_resolver(cert);
+    config.alpn_protocols = alpn_list(alpn);
     Ok(config)
 }
 
@@ -73,11 +91,7 @@ pub fn rotating_client_config(
     verifier: Arc<SpiffeServerVerifier>,
     alpn: &[&[u8]],
 ) -> Result<ClientConfig, IdentityError> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(cert);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut config = client_builder(verifier)?.with_client_cert_resolver(cert);
+    config.alpn_protocols = alpn_list(alpn);
     Ok(config)
 }
