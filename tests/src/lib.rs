@@ -7,6 +7,7 @@
 //! - [`mesh`]: several clusters wired as full-mesh peers.
 //! - [`client`]: a tonic client of a gateway's catalog API.
 //! - [`wait`]: polling with a deadline, never sleep-and-hope.
+//! - [`metrics`]: summing Prometheus series in assertions.
 
 pub mod apps;
 pub mod bin;
@@ -14,6 +15,7 @@ pub mod client;
 pub mod forward;
 pub mod gateway;
 pub mod mesh;
+pub mod metrics;
 pub mod pki;
 pub mod ports;
 pub mod relay;

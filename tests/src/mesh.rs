@@ -228,6 +228,17 @@ impl Mesh {
         .await
     }
 
+    /// Returns the connections cluster `cluster`'s first gateway forwarded
+    /// (`meshgw_forwarded_connections_total`, every series).
+    pub fn forwarded(&self, cluster: &str) -> Result<u64> {
+        let (_, body) = self.clusters[cluster].gateways[0].admin_get("/metrics")?;
+        Ok(crate::metrics::sum(
+            &body,
+            "meshgw_forwarded_connections_total",
+            &[],
+        ))
+    }
+
     /// Returns cluster `name`'s first gateway.
     pub fn gw(&mut self, name: &str) -> &mut GatewayProc {
         &mut self.clusters.get_mut(name).expect("cluster").gateways[0]

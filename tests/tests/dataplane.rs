@@ -9,22 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps;
 use meshgw_tests::client::Api;
-use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::mesh::{Backend, MeshBuilder};
 use meshgw_tests::relay;
 use meshgw_tests::sidecar::SidecarProc;
 use meshgw_tests::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(20);
-
-fn forwarded(m: &Mesh, cluster: &str) -> Result<u64> {
-    let (_, body) = m.clusters[cluster].gateways[0].admin_get("/metrics")?;
-    Ok(body
-        .lines()
-        .filter(|l| l.starts_with("meshgw_forwarded_connections_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
@@ -69,7 +60,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             "source cluster not passed: {body}"
         );
         ensure!(
-            forwarded(&m, "b")? >= 1 && forwarded(&m, "a")? >= 1,
+            m.forwarded("b")? >= 1 && m.forwarded("a")? >= 1,
             "the call did not cross both gateways"
         );
         // The caller's sidecar counts it by source and destination cluster, service and status class.
@@ -191,7 +182,7 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
         .sidecar("a", "default/orders", "http", orders.addr)
         .await?;
     m.sees("a", "default/payments", "a", 1, None).await?;
-    let fwd_before = forwarded(&m, "a")?;
+    let fwd_before = m.forwarded("a")?;
     for _ in 0..20 {
         let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(
@@ -200,7 +191,7 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
         );
     }
     ensure!(
-        forwarded(&m, "a")? == fwd_before && forwarded(&m, "b")? == 0,
+        m.forwarded("a")? == fwd_before && m.forwarded("b")? == 0,
         "a same-cluster call went through a gateway"
     );
     Ok(())

@@ -4,11 +4,13 @@
 //! single failed probe ejects it again. gRPC calls count the same way by
 //! their `grpc-status`, and requests that time out like 5xx answers.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use meshgw_tests::apps;
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::apps::{self, App};
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::metrics;
 use meshgw_tests::sidecar::SidecarProc;
 
 /// `GET /` for `payments` through the caller's sidecar: (status, body).
@@ -17,35 +19,64 @@ fn call(sc: &SidecarProc) -> Result<(u16, String)> {
     Ok((status, body.trim_end().to_string()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_probe_ejects_it_again()
--> Result<()> {
+/// A caller in a, and `default/<name>` running broken in a and working in
+/// b (exported); fields drop in order.
+struct Failover {
+    client: SidecarProc,
+    _copies: [SidecarProc; 2],
+    _caller_app: App,
+    _mesh: Mesh,
+}
+
+/// `default/<name>` (`protocol`) runs in a fronting `broken`, whose
+/// `health` check passes, and in b fronting `good`; the caller in a, with
+/// `timeouts.request` = `request_timeout`, starts once a's catalog lists
+/// both copies: its sidecar is ready only after the catalog snapshot, which
+/// then lists both, so its first calls cannot miss one.
+async fn failover(
+    name: &str,
+    protocol: &str,
+    broken: SocketAddr,
+    health: &str,
+    good: SocketAddr,
+    request_timeout: &str,
+) -> Result<Failover> {
     let m = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .cluster("b", Backend::Embedded, 1)
         .export("b", "default/*", &["*"])
         .start()
         .await?;
+    let svc = format!("default/{name}");
+    let mut spec = m.sidecar_spec("a", &svc, protocol, broken)?;
+    spec.health = health.into();
+    let sa = SidecarProc::start(spec, m.dir.path()).await?;
+    let sb = m.sidecar("b", &svc, protocol, good).await?;
+    m.sees("a", &svc, "a", 1, Some(1)).await?;
+    m.sees("a", &svc, "b", 1, None).await?;
+    let orders = apps::http("orders").await?;
+    let mut spec = m.sidecar_spec("a", "default/orders", "http", orders.addr)?;
+    spec.request_timeout = request_timeout.into();
+    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    Ok(Failover {
+        client,
+        _copies: [sa, sb],
+        _caller_app: orders,
+        _mesh: m,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_probe_ejects_it_again()
+-> Result<()> {
     // a's copy is broken (503 to every call) but healthy by its health
     // check; b's copy works.
     let broken = apps::http_failing("payments-a", 503).await?;
     let good = apps::http("payments-b").await?;
-    let _sa = m
-        .sidecar("a", "default/payments", "http", broken.addr)
-        .await?;
-    let _sb = m
-        .sidecar("b", "default/payments", "http", good.addr)
-        .await?;
-    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
-    m.sees("a", "default/payments", "b", 1, None).await?;
-    // The caller starts once a's catalog has both copies: its sidecar is
-    // ready only after the catalog snapshot, which then lists both.
-    let orders = apps::http("orders").await?;
-    let client = m
-        .sidecar("a", "default/orders", "http", orders.addr)
-        .await?;
+    let f = failover("payments", "http", broken.addr, "http", good.addr, "60s").await?;
+    let client = &f.client;
     // Calls go to the local copy first (locality) and pass its 503 on.
-    let first = call(&client)?;
+    let first = call(client)?;
     ensure!(
         first == (503, "name=payments-a failing".to_string()),
         "the first call should reach the local (broken) copy: {first:?}"
@@ -53,7 +84,7 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
     let mut outcomes = vec![first];
     let mut ejected_at = None;
     for _ in 0..40 {
-        outcomes.push(call(&client)?);
+        outcomes.push(call(client)?);
         if outcomes.len() == 5 {
             ejected_at = Some(Instant::now());
         }
@@ -87,7 +118,7 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
     tokio::time::sleep_until((ejected_at + Duration::from_secs(9)).into()).await;
     let mut around = Vec::new();
     while ejected_at.elapsed() < Duration::from_secs(13) {
-        around.push(call(&client)?);
+        around.push(call(client)?);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let probes = around.iter().filter(|(s, _)| *s == 503).count();
@@ -110,28 +141,12 @@ async fn five_grpc_unavailable_calls_eject_the_local_instance_status_in_head_or_
 async fn grpc_failover(trailers_only: bool) -> Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("b", "default/*", &["*"])
-        .start()
-        .await?;
     // a's copy fails every call with UNAVAILABLE while its TCP health
     // check passes; b's copy works.
     let broken = apps::grpc_failing(14, trailers_only).await?;
     let good = apps::grpc("inventory").await?;
-    let _sa = m
-        .sidecar("a", "default/inventory", "grpc", broken.addr)
-        .await?;
-    let _sb = m
-        .sidecar("b", "default/inventory", "grpc", good.addr)
-        .await?;
-    m.sees("a", "default/inventory", "a", 1, Some(1)).await?;
-    m.sees("a", "default/inventory", "b", 1, None).await?;
-    let orders = apps::http("orders").await?;
-    let client = m
-        .sidecar("a", "default/orders", "http", orders.addr)
-        .await?;
+    let f = failover("inventory", "grpc", broken.addr, "tcp", good.addr, "60s").await?;
+    let client = &f.client;
     let ch =
         tonic::transport::Endpoint::from_shared(format!("http://{}", client.spec.outbound_http))?
             .origin("http://inventory.default.mesh".parse()?)
@@ -168,16 +183,15 @@ async fn grpc_failover(trailers_only: bool) -> Result<()> {
     // Every call answered HTTP 200; the gRPC counter tells them apart.
     let (_, metrics) = client.admin_get("/metrics")?;
     let calls = |dst: &str, code: &str| -> u64 {
-        metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("meshgw_sidecar_grpc_calls_total{")
-                    && l.contains(&format!("dst_cluster=\"{dst}\""))
-                    && l.contains("service=\"default/inventory\"")
-                    && l.contains(&format!("grpc_status=\"{code}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        metrics::sum(
+            &metrics,
+            "meshgw_sidecar_grpc_calls_total",
+            &[
+                &format!("dst_cluster=\"{dst}\""),
+                "service=\"default/inventory\"",
+                &format!("grpc_status=\"{code}\""),
+            ],
+        )
     };
     ensure!(
         calls("a", "14") == 5 && calls("b", "0") == 15,
@@ -188,31 +202,15 @@ async fn grpc_failover(trailers_only: bool) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_timeouts_in_a_row_eject_a_hanging_local_instance_and_calls_fail_over() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("b", "default/*", &["*"])
-        .start()
-        .await?;
     // a's copy accepts requests and never answers; its TCP health check
     // passes. b's copy works.
     let hanging = apps::http_hanging().await?;
     let good = apps::http("payments-b").await?;
-    let mut spec = m.sidecar_spec("a", "default/payments", "http", hanging.addr)?;
-    spec.health = "tcp".into();
-    let _sa = SidecarProc::start(spec, m.dir.path()).await?;
-    let _sb = m
-        .sidecar("b", "default/payments", "http", good.addr)
-        .await?;
-    m.sees("a", "default/payments", "a", 1, Some(1)).await?;
-    m.sees("a", "default/payments", "b", 1, None).await?;
-    let orders = apps::http("orders").await?;
-    let mut spec = m.sidecar_spec("a", "default/orders", "http", orders.addr)?;
-    spec.request_timeout = "500ms".into();
-    let client = SidecarProc::start(spec, m.dir.path()).await?;
+    let f = failover("payments", "http", hanging.addr, "tcp", good.addr, "500ms").await?;
+    let client = &f.client;
     let mut outcomes = Vec::new();
     for _ in 0..12 {
-        outcomes.push(call(&client)?.0);
+        outcomes.push(call(client)?.0);
     }
     ensure!(
         outcomes[..5].iter().all(|s| *s == 504) && outcomes[5..].iter().all(|s| *s == 200),

@@ -9,7 +9,7 @@ use meshgw_tests::apps;
 use meshgw_tests::client::Api;
 use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
-use meshgw_tests::{ports, relay, wait};
+use meshgw_tests::{metrics, ports, relay, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// a runs a TCP echo behind its sidecar; b's client sidecar has an upstream
@@ -87,13 +87,11 @@ async fn many_concurrent_streams_share_one_tunnel_intact() -> Result<()> {
     let (fast, slow) = (times[0], times[times.len() - 1]);
     println!("{streams} streams x {size} bytes: fastest {fast:?}, slowest {slow:?}");
     let (_, metrics) = m.clusters["b"].gateways[0].admin_get("/metrics")?;
-    let ok: u64 = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("meshgw_forwarded_connections_total") && l.contains("outcome=\"ok\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let ok = metrics::sum(
+        &metrics,
+        "meshgw_forwarded_connections_total",
+        &["outcome=\"ok\""],
+    );
     ensure!(
         ok >= streams as u64,
         "b forwarded {ok} streams, expected {streams}"

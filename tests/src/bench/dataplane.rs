@@ -170,15 +170,6 @@ pub(super) struct PathResult {
     pub(super) transfer_use: Vec<Usage>,
 }
 
-fn forwarded(m: &Mesh, cluster: &str) -> Result<u64> {
-    let (_, body) = m.clusters[cluster].gateways[0].admin_get("/metrics")?;
-    Ok(body
-        .lines()
-        .filter(|l| l.starts_with("meshgw_forwarded_connections_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum())
-}
-
 async fn sees(m: &Mesh, viewer: &str, svc: &str, src: &str) -> Result<()> {
     let api = Api::connect(m, viewer).await?;
     wait::until(
@@ -399,7 +390,7 @@ async fn measure(
                 "fixed rate, round {round}/{}: {} at {} req/s for {slice} s (+{} s warm-up)...",
                 opts.rounds, p.name, opts.rate, opts.warmup
             );
-            let fwd_a = forwarded(mesh, "a").unwrap_or(0);
+            let fwd_a = mesh.forwarded("a").unwrap_or(0);
             let spec = LoadSpec {
                 target: p.addr,
                 host: HOST.into(),
@@ -431,7 +422,7 @@ async fn measure(
             }
             if p.key == "same" {
                 ensure!(
-                    forwarded(mesh, "a").unwrap_or(0) == fwd_a,
+                    mesh.forwarded("a").unwrap_or(0) == fwd_a,
                     "the same-cluster path went through a gateway"
                 );
             }
@@ -439,7 +430,7 @@ async fn measure(
     }
     ensure!(
         !paths.iter().any(|p| p.key == "cross")
-            || (forwarded(mesh, "b")? >= 1 && forwarded(mesh, "a")? >= 1),
+            || (mesh.forwarded("b")? >= 1 && mesh.forwarded("a")? >= 1),
         "the cross-cluster path did not cross both gateways"
     );
 
