@@ -44,6 +44,29 @@ async fn setup() -> Result<(Mesh, Vec<apps::App>, Vec<SidecarProc>, std::net::So
     Ok((m, vec![echo, client_app], vec![server, client], upstream))
 }
 
+/// Writes `payload` through `upstream` (the echo), half-closes, reads
+/// everything back, and checks it came back whole; `k` names the stream.
+async fn echo_intact(upstream: std::net::SocketAddr, k: usize, payload: Vec<u8>) -> Result<()> {
+    let s = tokio::net::TcpStream::connect(upstream).await?;
+    let (mut r, mut w) = s.into_split();
+    let p2 = payload.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&p2).await?;
+        w.shutdown().await?;
+        Ok::<_, std::io::Error>(())
+    });
+    let mut got = Vec::with_capacity(payload.len());
+    r.read_to_end(&mut got).await?;
+    writer.await??;
+    ensure!(
+        got == payload,
+        "stream {k}: {} of {} bytes came back, or different",
+        got.len(),
+        payload.len()
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_streams_share_one_tunnel_intact() -> Result<()> {
     let (m, _apps, _sc, upstream) = setup().await?;
@@ -54,24 +77,8 @@ async fn many_concurrent_streams_share_one_tunnel_intact() -> Result<()> {
     for k in 0..streams {
         tasks.push(tokio::spawn(async move {
             let payload: Vec<u8> = (0..size).map(|i| ((i * 7 + k * 13) % 251) as u8).collect();
-            let s = tokio::net::TcpStream::connect(upstream).await?;
-            let (mut r, mut w) = s.into_split();
             let t0 = Instant::now();
-            let p2 = payload.clone();
-            let writer = tokio::spawn(async move {
-                w.write_all(&p2).await?;
-                w.shutdown().await?;
-                Ok::<_, std::io::Error>(())
-            });
-            let mut got = Vec::with_capacity(size);
-            r.read_to_end(&mut got).await?;
-            writer.await??;
-            anyhow::ensure!(
-                got == payload,
-                "stream {k}: {} of {} bytes came back, or different",
-                got.len(),
-                payload.len()
-            );
+            echo_intact(upstream, k, payload).await?;
             Ok::<_, anyhow::Error>(t0.elapsed())
         }));
     }
@@ -223,23 +230,7 @@ async fn bulk_data_over_a_narrow_lossy_link_arrives_intact_and_the_tunnel_stays_
     for k in 0..streams {
         tasks.push(tokio::spawn(async move {
             let payload: Vec<u8> = (0..size).map(|i| ((i * 11 + k * 5) % 253) as u8).collect();
-            let s = tokio::net::TcpStream::connect(upstream).await?;
-            let (mut r, mut w) = s.into_split();
-            let p2 = payload.clone();
-            let writer = tokio::spawn(async move {
-                w.write_all(&p2).await?;
-                w.shutdown().await?;
-                Ok::<_, std::io::Error>(())
-            });
-            let mut got = Vec::with_capacity(size);
-            r.read_to_end(&mut got).await?;
-            writer.await??;
-            ensure!(
-                got == payload,
-                "stream {k}: {} of {size} bytes came back, or different",
-                got.len()
-            );
-            Ok::<_, anyhow::Error>(())
+            echo_intact(upstream, k, payload).await
         }));
     }
     let t0 = Instant::now();
