@@ -168,23 +168,23 @@ async fn forward(
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                let grpc = status == 200 && grpc::is_grpc(resp.headers());
-                let deferred = match grpc::code(resp.headers()) {
-                    // A trailers-only gRPC answer.
-                    Some(code) if grpc => {
-                        grpc_ended(shared, svc, &target, code);
-                        None
+                let deferred = if status == 200 && grpc::is_grpc(resp.headers()) {
+                    match grpc::code(resp.headers()) {
+                        // A trailers-only gRPC answer.
+                        Some(code) => {
+                            grpc_ended(shared, svc, &target, code);
+                            None
+                        }
+                        // A gRPC call's status comes in its trailers.
+                        None => Some(Deferred {
+                            shared: shared.clone(),
+                            svc: svc.clone(),
+                            target: target.clone(),
+                        }),
                     }
-                    // A gRPC call's status comes in its trailers.
-                    None if grpc => Some(Deferred {
-                        shared: shared.clone(),
-                        svc: svc.clone(),
-                        target: target.clone(),
-                    }),
-                    _ => {
-                        shared.dialer.report_response(svc, &target, status);
-                        None
-                    }
+                } else {
+                    shared.dialer.report_response(svc, &target, status);
+                    None
                 };
                 break (resp, target, connected.guard, deferred);
             }
