@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `meshgw-bench dataplane` needs beyond scripts/install-deps.sh:
-# haproxy (the baseline proxy), wrk (maximum request rate) and valgrind
-# (`meshgw-bench instructions`), from Debian.
+# haproxy (the baseline proxy), wrk (maximum request rate), valgrind
+# (`meshgw-bench instructions`) and perf (`meshgw-bench syscalls`), from Debian.
 # Kept apart from install-deps.sh so CI stays lean. Idempotent; needs root
 # (or sudo).
 set -euo pipefail
@@ -10,6 +10,7 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v valgrind >/dev/null || need+=(valgrind)
+command -v perf >/dev/null || need+=(linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

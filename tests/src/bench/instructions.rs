@@ -13,6 +13,11 @@
 //! another, and the counters are dumped (`-d`): their totals over the
 //! requests sent are the instructions per request, background work (timers,
 //! heartbeats) during the run included.
+//!
+//! `meshgw-bench syscalls` runs the same paths without valgrind and counts
+//! the kernel's side instead: system calls, context switches and CPU time
+//! (user and kernel) per request, with `perf stat` switched on and off the
+//! same way (see [`super::perfstat`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -29,14 +34,25 @@ use meshgw_tests::apps;
 use meshgw_tests::mesh::{Backend, MeshBuilder};
 use tokio::net::TcpStream;
 
-use super::procs;
 use super::tools::{HaProxy, HaProxyPair, PairTls, Tools};
+use super::{perfstat, procs};
 
 const HOST: &str = "payments.default.mesh";
+
+/// What is counted per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// User-space instructions, under valgrind's callgrind.
+    Callgrind,
+    /// Syscalls, context switches and CPU time, with `perf stat`.
+    Perf,
+}
 
 /// Command-line options.
 #[derive(Clone, Debug)]
 pub struct Opts {
+    /// What is counted.
+    pub counter: Counter,
     /// Requests counted per path.
     pub requests: u64,
     /// Requests sent before counting, per path.
@@ -45,18 +61,29 @@ pub struct Opts {
     pub size: usize,
     /// Where to write the Markdown report.
     pub markdown: Option<PathBuf>,
-    /// Where to keep the callgrind dumps (for `callgrind_annotate`); a
-    /// temporary directory, removed at the end, when unset.
+    /// Where to keep the callgrind dumps (for `callgrind_annotate`), or,
+    /// for `syscalls`, a `perf record` profile of each process
+    /// (`perf report -i DIR/NAME.data`); a temporary directory, removed
+    /// at the end, when unset.
     pub keep_dumps: Option<PathBuf>,
 }
 
 /// Usage line.
 pub const USAGE: &str = "meshgw-bench instructions [--requests N] [--warmup N] [--size BYTES] [--markdown FILE] [--keep-dumps DIR]";
 
+/// Usage line of `syscalls`.
+pub const SYSCALLS_USAGE: &str = "meshgw-bench syscalls [--requests N] [--warmup N] [--size BYTES] [--markdown FILE] [--profiles DIR]";
+
 impl Opts {
-    /// Parses the arguments after `instructions`.
-    pub fn parse(args: &[String]) -> Result<Self> {
+    /// Parses the arguments after `instructions` (`Callgrind`) or
+    /// `syscalls` (`Perf`).
+    pub fn parse(counter: Counter, args: &[String]) -> Result<Self> {
+        let usage = match counter {
+            Counter::Callgrind => USAGE,
+            Counter::Perf => SYSCALLS_USAGE,
+        };
         let mut o = Opts {
+            counter,
             requests: 1000,
             warmup: 200,
             size: 1024,
@@ -67,15 +94,18 @@ impl Opts {
         while let Some(a) = it.next() {
             let mut val = || {
                 it.next()
-                    .with_context(|| format!("{a} needs a value; usage: {USAGE}"))
+                    .with_context(|| format!("{a} needs a value; usage: {usage}"))
             };
             match a.as_str() {
                 "--requests" => o.requests = val()?.parse()?,
                 "--warmup" => o.warmup = val()?.parse()?,
                 "--size" => o.size = val()?.parse()?,
                 "--markdown" => o.markdown = Some(val()?.into()),
-                "--keep-dumps" => o.keep_dumps = Some(val()?.into()),
-                other => bail!("unknown argument {other}; usage: {USAGE}"),
+                "--keep-dumps" if counter == Counter::Callgrind => {
+                    o.keep_dumps = Some(val()?.into());
+                }
+                "--profiles" if counter == Counter::Perf => o.keep_dumps = Some(val()?.into()),
+                other => bail!("unknown argument {other}; usage: {usage}"),
             }
         }
         ensure!(o.requests > 0, "--requests must be positive");
@@ -153,15 +183,73 @@ fn parse_total(dump: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-/// Counts the instructions per request of `procs` while `n` requests go to
-/// `addr`.
+/// One process's figures per request.
+#[derive(Clone, Copy, Debug)]
+enum PerRequest {
+    /// User-space instructions (callgrind).
+    Instructions(f64),
+    /// System calls, context switches and CPU µs, user and kernel (perf).
+    Kernel {
+        syscalls: f64,
+        switches: f64,
+        cpu_us: f64,
+    },
+}
+
+/// Counts what `opts.counter` counts per request of `procs` while
+/// `opts.requests` requests go to `addr`, after `opts.warmup` uncounted.
 async fn measure(
     dir: &Path,
     addr: SocketAddr,
     path: &str,
     procs: &[Counted],
     opts: &Opts,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<PerRequest>> {
+    let n = opts.requests as f64;
+    if opts.counter == Counter::Perf {
+        let mut perf = procs
+            .iter()
+            .map(|p| perfstat::PerfStat::attach(p.pid))
+            .collect::<Result<Vec<_>>>()?;
+        drive(addr, path, opts.warmup, opts.size).await?;
+        for p in &mut perf {
+            p.enable()?;
+        }
+        drive(addr, path, opts.requests, opts.size).await?;
+        for p in &mut perf {
+            p.disable()?;
+        }
+        if let Some(dir) = &opts.keep_dumps {
+            // A second pass, profiled (sampling would skew the counts).
+            let mut rec = procs
+                .iter()
+                .map(|p| {
+                    let file = format!("{}.data", p.name.replace([' ', '(', ')'], ""));
+                    perfstat::PerfStat::record(p.pid, &dir.join(file))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            drive(addr, path, opts.warmup.min(50), opts.size).await?;
+            for r in &mut rec {
+                r.enable()?;
+            }
+            drive(addr, path, opts.requests, opts.size).await?;
+            for r in &mut rec {
+                r.disable()?;
+                r.stop()?;
+            }
+        }
+        return perf
+            .into_iter()
+            .map(|p| {
+                let c = p.finish()?;
+                Ok(PerRequest::Kernel {
+                    syscalls: c.syscalls as f64 / n,
+                    switches: c.switches as f64 / n,
+                    cpu_us: c.cpu_ms * 1000.0 / n,
+                })
+            })
+            .collect();
+    }
     drive(addr, path, opts.warmup, opts.size).await?;
     for p in procs {
         callgrind_control("-z", p.pid)?;
@@ -172,21 +260,29 @@ async fn measure(
     }
     procs
         .iter()
-        .map(|p| Ok(last_dump_total(dir, p.pid)? as f64 / opts.requests as f64))
+        .map(|p| {
+            Ok(PerRequest::Instructions(
+                last_dump_total(dir, p.pid)? as f64 / n,
+            ))
+        })
         .collect()
 }
 
 /// Runs the benchmark and prints (and optionally writes) the report.
 pub async fn run(opts: Opts, command: String) -> Result<()> {
     let tools = Tools::find()?;
-    for tool in ["valgrind", "callgrind_control"] {
+    let needed: &[(&str, &str)] = match opts.counter {
+        Counter::Callgrind => &[("valgrind", "valgrind"), ("callgrind_control", "valgrind")],
+        Counter::Perf => &[("perf", "linux-perf"), ("mkfifo", "coreutils")],
+    };
+    for (tool, pkg) in needed {
         ensure!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .output()?
                 .status
                 .success(),
-            "{tool} not found: install valgrind (scripts/install-bench-deps.sh)"
+            "{tool} not found: install the Debian package {pkg} (scripts/install-bench-deps.sh)"
         );
     }
     let tmp = tempfile::Builder::new()
@@ -199,18 +295,23 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         }
         None => tmp.path().to_path_buf(),
     };
-    let wrap = vec![
-        "valgrind".to_string(),
-        "--tool=callgrind".into(),
-        "--quiet".into(),
-        "--compress-strings=no".into(),
-        format!("--callgrind-out-file={}/cg.%p", dir_path.display()),
-    ];
-    meshgw_tests::bin::set_wrapper(wrap.clone())?;
+    let wrap = match opts.counter {
+        Counter::Callgrind => vec![
+            "valgrind".to_string(),
+            "--tool=callgrind".into(),
+            "--quiet".into(),
+            "--compress-strings=no".into(),
+            format!("--callgrind-out-file={}/cg.%p", dir_path.display()),
+        ],
+        Counter::Perf => Vec::new(),
+    };
+    if !wrap.is_empty() {
+        meshgw_tests::bin::set_wrapper(wrap.clone())?;
+    }
 
     let app = apps::http("payments-a").await?;
     let haproxy = HaProxy::start(&tools, app.addr, &wrap)?;
-    eprintln!("starting the mesh under callgrind (slow)...");
+    eprintln!("starting the mesh...");
     let mesh = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .cluster("b", Backend::Embedded, 1)
@@ -289,13 +390,31 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<(&str, &Vec<Counted>, Vec<PerRequest>)> = Vec::new();
     for (name, addr, procs) in &paths {
         eprintln!("{name}: {} requests...", opts.requests);
         let per = measure(&dir_path, *addr, &url_path, procs, &opts).await?;
         rows.push((*name, procs, per));
     }
-    let md = render(&opts, &command, &rows);
+    let md = match opts.counter {
+        Counter::Callgrind => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|(name, procs, per)| {
+                    let v = per
+                        .iter()
+                        .map(|p| match p {
+                            PerRequest::Instructions(v) => *v,
+                            PerRequest::Kernel { .. } => f64::NAN,
+                        })
+                        .collect();
+                    (*name, *procs, v)
+                })
+                .collect();
+            render(&opts, &command, &rows)
+        }
+        Counter::Perf => render_kernel(&opts, &command, &rows),
+    };
     println!("{md}");
     if let Some(p) = &opts.markdown {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
@@ -356,6 +475,82 @@ fn render(opts: &Opts, command: &str, rows: &[(&str, &Vec<Counted>, Vec<f64>)]) 
     s
 }
 
+/// The `syscalls` report: per process and per path, syscalls, context
+/// switches and CPU µs per request, and each path's total next to HAProxy's.
+fn render_kernel(
+    opts: &Opts,
+    command: &str,
+    rows: &[(&str, &Vec<Counted>, Vec<PerRequest>)],
+) -> String {
+    let kernel = |p: &PerRequest| match *p {
+        PerRequest::Kernel {
+            syscalls,
+            switches,
+            cpu_us,
+        } => (syscalls, switches, cpu_us),
+        PerRequest::Instructions(_) => (f64::NAN, f64::NAN, f64::NAN),
+    };
+    let mut s = String::new();
+    writeln!(
+        s,
+        "# System calls per request
+"
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "System calls (`raw_syscalls:sys_enter`), context switches and CPU time (user and kernel, `task-clock`) \
+         of each proxy process per request, counted by `perf stat` over {} sequential `GET /download?n={}` \
+         requests on one keep-alive connection per path, after {} uncounted ones. Counts do not depend on the \
+         machine's load; CPU time does, a little. Background work during the run (timers, heartbeats, health \
+         checks) is included.\n",
+        opts.requests, opts.size, opts.warmup
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "```sh\ncargo build --release -p meshgw-gateway -p meshgw-tests\n{command}\n```\n"
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "| path | process | syscalls per request | context switches per request | CPU µs per request |"
+    )
+    .unwrap();
+    writeln!(s, "| --- | --- | ---: | ---: | ---: |").unwrap();
+    let mut totals = Vec::new();
+    for (path, procs, per) in rows {
+        let mut sum = (0.0, 0.0, 0.0);
+        for (p, v) in procs.iter().zip(per) {
+            let (sc, sw, cpu) = kernel(v);
+            writeln!(s, "| {path} | {} | {sc:.1} | {sw:.1} | {cpu:.1} |", p.name).unwrap();
+            sum = (sum.0 + sc, sum.1 + sw, sum.2 + cpu);
+        }
+        totals.push((*path, procs.len(), sum));
+    }
+    let hap = totals.iter().find(|t| t.0 == "haproxy").map(|t| t.2);
+    writeln!(
+        s,
+        "\n| path | processes | syscalls | × HAProxy | context switches | CPU µs | × HAProxy |"
+    )
+    .unwrap();
+    writeln!(s, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
+    let ratio = |v: f64, h: Option<f64>| match h {
+        Some(h) if h > 0.0 => format!("{:.2}×", v / h),
+        _ => "–".into(),
+    };
+    for (path, n, (sc, sw, cpu)) in &totals {
+        writeln!(
+            s,
+            "| {path} | {n} | {sc:.1} | {} | {sw:.1} | {cpu:.1} | {} |",
+            ratio(*sc, hap.map(|h| h.0)),
+            ratio(*cpu, hap.map(|h| h.2)),
+        )
+        .unwrap();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,9 +569,15 @@ mod tests {
             .split(' ')
             .map(String::from)
             .collect();
-        let o = Opts::parse(&args).unwrap();
+        let o = Opts::parse(Counter::Callgrind, &args).unwrap();
         assert_eq!((o.requests, o.warmup, o.size), (50, 5, 1024));
-        assert!(Opts::parse(&["--requests".into(), "0".into()]).is_err());
-        assert!(Opts::parse(&["--bogus".into()]).is_err());
+        assert!(Opts::parse(Counter::Callgrind, &["--requests".into(), "0".into()]).is_err());
+        assert!(Opts::parse(Counter::Callgrind, &["--bogus".into()]).is_err());
+        let keep = ["--keep-dumps".to_string(), "d".into()];
+        assert!(Opts::parse(Counter::Callgrind, &keep).is_ok());
+        assert!(
+            Opts::parse(Counter::Perf, &keep).is_err(),
+            "no dumps to keep"
+        );
     }
 }

@@ -22,6 +22,13 @@
 //! `valgrind` (scripts/install-bench-deps.sh).
 //!
 //! Run: `target/release/meshgw-bench instructions --markdown docs/instructions.md`
+//!
+//! `syscalls`: the same paths without valgrind; system calls, context
+//! switches and CPU time (kernel included) per request of each proxy
+//! process, counted by `perf stat`; docs/syscalls.md. Needs `perf`
+//! (scripts/install-bench-deps.sh).
+//!
+//! Run: `target/release/meshgw-bench syscalls --markdown docs/syscalls.md`
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +41,7 @@ use tokio_stream::StreamExt;
 #[path = "../bench/mod.rs"]
 mod bench;
 
-const USAGE: &str = "usage: meshgw-bench propagation [--count N] | meshgw-bench dataplane [--help] | meshgw-bench instructions [--help]";
+const USAGE: &str = "usage: meshgw-bench propagation [--count N] | meshgw-bench dataplane [--help] | meshgw-bench instructions [--help] | meshgw-bench syscalls [--help]";
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -121,7 +128,20 @@ fn main() -> Result<()> {
                 println!("usage: {}", bench::instructions::USAGE);
                 return Ok(());
             }
-            let opts = bench::instructions::Opts::parse(&args[1..])?;
+            let opts = bench::instructions::Opts::parse(
+                bench::instructions::Counter::Callgrind,
+                &args[1..],
+            )?;
+            let command = format!("target/release/meshgw-bench {}", args.join(" "));
+            rt.block_on(bench::instructions::run(opts, command))
+        }
+        "syscalls" => {
+            if args[1..].iter().any(|a| a == "--help" || a == "-h") {
+                println!("usage: {}", bench::instructions::SYSCALLS_USAGE);
+                return Ok(());
+            }
+            let opts =
+                bench::instructions::Opts::parse(bench::instructions::Counter::Perf, &args[1..])?;
             let command = format!("target/release/meshgw-bench {}", args.join(" "));
             rt.block_on(bench::instructions::run(opts, command))
         }
