@@ -10,9 +10,7 @@ use meshgw_config::GatewayConfig;
 use meshgw_federation::api::CatalogApi;
 use meshgw_federation::model::{Keys, Locality};
 use meshgw_federation::store::CatalogStore;
-use meshgw_identity::{
-    Identity, RotatingCert, SpiffeClientVerifier, SpiffeMatch, TrustEntry, load_certs,
-};
+use meshgw_identity::{Identity, RotatingCert};
 use tokio::sync::watch;
 
 use crate::admin::{self, Ready};
@@ -20,7 +18,8 @@ use crate::imports::{self, PeerImports};
 use crate::metrics::Metrics;
 use crate::peers::{PeerRegistry, RegistrySource};
 use crate::shared::Shared;
-use crate::{exports, forward, housekeeping, rotate, store, tunnel};
+use crate::trust::Trust;
+use crate::{exports, forward, housekeeping, rotate, store, trust, tunnel};
 
 /// Runs a gateway until SIGINT or SIGTERM.
 pub async fn run(cfg: GatewayConfig) -> Result<()> {
@@ -41,8 +40,11 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
     // tls.cert and tls.key are rotated.
     let cert = RotatingCert::new(&id).context("the gateway certificate (tls.cert, tls.key)")?;
     tokio::spawn(rotate::run(cfg.clone(), cert.clone()));
-    let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &cert)?)?;
-    let client_cfgs = tunnel::tls::clients(&cfg, &cert)?;
+    // One verifier per use, its bundles reloaded when their files change.
+    let trust = Arc::new(Trust::load(&cfg)?);
+    tokio::spawn(trust::run(cfg.clone(), trust.clone()));
+    let endpoint = tunnel::bind(&cfg, tunnel::tls::server(&cfg, &cert, &trust)?)?;
+    let client_cfgs = tunnel::tls::clients(&cfg, &cert, &trust)?;
     let api_listener = tokio::net::TcpListener::bind(cfg.listen.api).await.map_err(|e| {
         anyhow::anyhow!("cannot bind the API on TCP {}: {e}: is another gateway running? set listen.api to a free port", cfg.listen.api)
     })?;
@@ -117,8 +119,8 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    let api_tls = api_tls(&cfg, &cert)?;
-    let forward_tls = local_tls(&cfg, &cert, &[b"meshgw-forward"])?;
+    let api_tls = local_tls(&cert, &trust, &[b"h2"])?;
+    let forward_tls = local_tls(&cert, &trust, &[b"meshgw-forward"])?;
     tokio::spawn(forward::listener::serve(
         forward_listener,
         forward_tls,
@@ -145,27 +147,17 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
     Ok(())
 }
 
-/// Returns the API's TLS settings: callers must present a certificate of this
-/// mesh's trust domain that chains to `tls.ca`.
-fn api_tls(cfg: &GatewayConfig, cert: &Arc<RotatingCert>) -> Result<Arc<rustls::ServerConfig>> {
-    local_tls(cfg, cert, &[b"h2"])
-}
-
-/// Returns TLS settings for listeners local workloads call (API, forward).
+/// Returns TLS settings for listeners local workloads call (the API with
+/// ALPN `h2`, the forward listener): callers must present a certificate of
+/// this mesh's trust domain that chains to `tls.ca`.
 fn local_tls(
-    cfg: &GatewayConfig,
     cert: &Arc<RotatingCert>,
+    trust: &Trust,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>> {
-    let bundle = load_certs(&cfg.tls.ca).context("loading tls.ca")?;
-    let verifier = Arc::new(SpiffeClientVerifier::new(vec![TrustEntry {
-        name: "local".into(),
-        bundle,
-        allowed: SpiffeMatch::TrustDomain(cfg.mesh.trust_domain.clone()),
-    }])?);
     Ok(Arc::new(meshgw_identity::rotating_server_config(
         cert.clone(),
-        verifier,
+        trust.local.clone(),
         alpn,
     )?))
 }

@@ -22,4 +22,5 @@ pub mod peers;
 pub mod rotate;
 pub mod shared;
 pub mod store;
+pub mod trust;
 pub mod tunnel;

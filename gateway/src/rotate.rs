@@ -2,8 +2,8 @@
 //! ([`meshgw_proxy::sidecar::rotate::watch`]), and a new pair is presented
 //! from the next handshake on by the tunnel (both ways), the forward
 //! listener and the catalog API, without a restart. Connections already
-//! open keep their session. Trust bundles (`tls.ca`, the peers'
-//! `trust_bundle`) are read at start.
+//! open keep their session. Trust bundles are reloaded the same way
+//! ([`crate::trust`]).
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ pub async fn run(cfg: Arc<GatewayConfig>, cert: Arc<RotatingCert>) {
         std::future::pending(),
         "gateway certificate",
         "new tunnel, forward and API connections",
+        "certificate",
         || Identity::load(&cfg.tls.cert, &cfg.tls.key).and_then(|id| cert.replace(&id)),
     )
     .await;

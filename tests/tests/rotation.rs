@@ -191,3 +191,117 @@ async fn a_rotated_gateway_certificate_is_served_without_a_restart_and_peers_sti
     .map_err(|e| e.context(m.logs()))?;
     Ok(())
 }
+
+/// Writes `contents` to `path` the way an operator's tooling does: a new
+/// file renamed over the old one.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_root_added_to_the_trust_bundle_is_trusted_without_restarting_the_gateway()
+-> Result<()> {
+    let mut m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let _server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    let orders = apps::http("orders").await?;
+    let client = m
+        .sidecar("b", "default/orders", "http", orders.addr)
+        .await?;
+    m.sees("b", "default/payments", "a", 1, None).await?;
+    let crosses = || async {
+        let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
+        Ok((status == 200 && body.contains("name=payments-a")).then_some(()))
+    };
+    ensure!(crosses().await?.is_some(), "no call crosses at the start");
+
+    // A CA rotation: a second root, and gateway b's certificate from it.
+    let new_dir = tempfile::tempdir()?;
+    let new_pki = meshgw_tests::pki::Pki::init(new_dir.path(), &m.pki.trust_domain)?;
+    new_pki.cluster("b")?;
+    let (new_cert, new_key) = new_pki.gateway("b");
+    let (cert, key) = m.pki.gateway("b");
+    std::fs::copy(&new_cert, &cert)?;
+    std::fs::copy(&new_key, &key)?;
+    // b dials a afresh with it; a, trusting only the old root, refuses it.
+    m.gw("b").restart().await?;
+    let refusal = "does not chain to the trust bundle of peer b";
+    wait::until(
+        "gateway a refuses b's certificate from the new root",
+        Duration::from_secs(20),
+        || async {
+            Ok(m.clusters["a"].gateways[0]
+                .log_text()
+                .contains(refusal)
+                .then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| e.context(m.logs()))?;
+
+    // The operator adds the new root to the bundle every process reads.
+    let mut bundle = std::fs::read(m.pki.root())?;
+    bundle.extend(std::fs::read(new_pki.root())?);
+    replace_file(&m.pki.root(), &bundle)?;
+    wait::until(
+        "gateway a reloads its trust bundles",
+        Duration::from_secs(15),
+        || async {
+            Ok(m.clusters["a"].gateways[0]
+                .log_text()
+                .contains("new tunnel, forward and API connections use the new bundles")
+                .then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| e.context(m.logs()))?;
+    // b's next dial is accepted, the catalogs federate again and calls cross,
+    // a never restarted.
+    wait::until(
+        "a call from b crosses again",
+        Duration::from_secs(30),
+        crosses,
+    )
+    .await
+    .map_err(|e| e.context(m.logs()))?;
+
+    // A bundle file that does not parse is refused and the bundles in force
+    // stay: putting the good file back changes nothing (no second reload),
+    // and b, dialling afresh with its new-root certificate, is accepted.
+    replace_file(&m.pki.root(), b"not a certificate\n")?;
+    wait::until(
+        "gateway a refuses the broken bundle",
+        Duration::from_secs(15),
+        || async {
+            Ok(m.clusters["a"].gateways[0]
+                .log_text()
+                .contains("do not load; still using the previous bundles")
+                .then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| e.context(m.logs()))?;
+    replace_file(&m.pki.root(), &bundle)?;
+    m.gw("b").restart().await?;
+    wait::until(
+        "a call from b crosses after b reconnects",
+        Duration::from_secs(30),
+        crosses,
+    )
+    .await
+    .map_err(|e| e.context(m.logs()))?;
+    let reloads = m.clusters["a"].gateways[0]
+        .log_text()
+        .matches("use the new bundles")
+        .count();
+    ensure!(reloads == 1, "{reloads} reloads:\n{}", m.logs());
+    Ok(())
+}

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use meshgw_config::GatewayConfig;
-use meshgw_identity::{
-    RotatingCert, SpiffeClientVerifier, SpiffeMatch, SpiffeServerVerifier, TrustEntry, load_certs,
-    rotating_client_config, rotating_server_config,
-};
+use meshgw_identity::{RotatingCert, rotating_client_config, rotating_server_config};
+
+use crate::trust::Trust;
 
 /// Our ALPN for the tunnel protocol, version 1.
 pub const ALPN: &[u8] = b"meshgw/1";
@@ -32,19 +31,12 @@ fn transport(cfg: &GatewayConfig) -> Arc<quinn::TransportConfig> {
 }
 
 /// Returns the listener's QUIC server config.
-pub fn server(cfg: &GatewayConfig, cert: &Arc<RotatingCert>) -> Result<quinn::ServerConfig> {
-    let mut entries = Vec::new();
-    for p in &cfg.peers {
-        let bundle = load_certs(&p.trust_bundle)
-            .with_context(|| format!("trust bundle of peer {}", p.name))?;
-        entries.push(TrustEntry {
-            name: p.name.clone(),
-            bundle,
-            allowed: SpiffeMatch::Exact(p.spiffe_id.clone()),
-        });
-    }
-    let verifier = Arc::new(SpiffeClientVerifier::new(entries)?);
-    let tls = rotating_server_config(cert.clone(), verifier, &[ALPN])?;
+pub fn server(
+    cfg: &GatewayConfig,
+    cert: &Arc<RotatingCert>,
+    trust: &Trust,
+) -> Result<quinn::ServerConfig> {
+    let tls = rotating_server_config(cert.clone(), trust.tunnel_in.clone(), &[ALPN])?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .context("TLS settings unusable for QUIC")?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -56,16 +48,11 @@ pub fn server(cfg: &GatewayConfig, cert: &Arc<RotatingCert>) -> Result<quinn::Se
 pub fn clients(
     cfg: &GatewayConfig,
     cert: &Arc<RotatingCert>,
+    trust: &Trust,
 ) -> Result<HashMap<String, quinn::ClientConfig>> {
     let mut out = HashMap::new();
     for p in &cfg.peers {
-        let bundle = load_certs(&p.trust_bundle)
-            .with_context(|| format!("trust bundle of peer {}", p.name))?;
-        let verifier = Arc::new(SpiffeServerVerifier::new(
-            p.name.clone(),
-            bundle,
-            p.spiffe_id.clone(),
-        )?);
+        let verifier = trust.tunnel_out[&p.name].clone();
         let tls = rotating_client_config(cert.clone(), verifier, &[ALPN])?;
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .context("TLS settings unusable for QUIC")?;

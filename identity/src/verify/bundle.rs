@@ -1,6 +1,5 @@
 //! A parsed trust bundle and chain validation against it.
 
-use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 
@@ -32,13 +31,6 @@ impl Bundle {
             })
             .collect::<Result<_, _>>()?;
         Ok(Bundle { anchors })
-    }
-
-    /// Returns the subjects of the anchors, as TLS `certificate_authorities` hints.
-    pub(crate) fn subjects(&self) -> impl Iterator<Item = DistinguishedName> + '_ {
-        self.anchors
-            .iter()
-            .map(|anchor| DistinguishedName::from(anchor.subject.to_vec()))
     }
 
     /// Validates `end_entity` (with `intermediates`) for `usage` at `now`;

@@ -1,5 +1,7 @@
 //! The server side's verifier of clients (peer gateways, sidecars).
 
+use std::sync::{Arc, RwLock};
+
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -14,7 +16,7 @@ use crate::load::spiffe_id_of;
 use crate::spiffe::SpiffeMatch;
 
 /// One source of trusted clients: a trust bundle and the SPIFFE IDs it may vouch for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustEntry {
     /// Who this entry stands for in logs and errors: a peer name, or `local`.
     pub name: String,
@@ -31,13 +33,44 @@ struct ParsedEntry {
     allowed: SpiffeMatch,
 }
 
+/// The entries in force, and what they were parsed from (to tell whether
+/// a reload changes anything).
+#[derive(Debug)]
+struct Entries {
+    parsed: Vec<ParsedEntry>,
+    source: Vec<TrustEntry>,
+}
+
+impl Entries {
+    fn parse(source: Vec<TrustEntry>) -> Result<Self, IdentityError> {
+        let parsed = source
+            .iter()
+            .map(|entry| {
+                entry.allowed.validate()?;
+                Ok(ParsedEntry {
+                    bundle: Bundle::new(&entry.name, &entry.bundle)?,
+                    name: entry.name.clone(),
+                    allowed: entry.allowed.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, IdentityError>>()?;
+        Ok(Self { parsed, source })
+    }
+}
+
 /// Verifies client certificates (client authentication is mandatory): a
 /// client is accepted if its chain validates to the bundle of a
 /// [`TrustEntry`] whose matcher accepts its SPIFFE ID.
+///
+/// The entries can be replaced under running listeners
+/// ([`SpiffeClientVerifier::replace`]), as a trust bundle is during a CA
+/// rotation; every configuration sharing the verifier uses the new ones
+/// from the next handshake on. No `certificate_authorities` hints are sent:
+/// every mesh client has one certificate, and hints fixed in a
+/// configuration would go stale at the first reload.
 #[derive(Debug)]
 pub struct SpiffeClientVerifier {
-    entries: Vec<ParsedEntry>,
-    hints: Vec<DistinguishedName>,
+    entries: RwLock<Arc<Entries>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -45,23 +78,29 @@ impl SpiffeClientVerifier {
     /// Builds a verifier from trust entries; fails if an entry's bundle is
     /// empty or unparsable, or its matcher is malformed.
     pub fn new(entries: Vec<TrustEntry>) -> Result<Self, IdentityError> {
-        let entries = entries
-            .into_iter()
-            .map(|entry| {
-                entry.allowed.validate()?;
-                Ok(ParsedEntry {
-                    bundle: Bundle::new(&entry.name, &entry.bundle)?,
-                    name: entry.name,
-                    allowed: entry.allowed,
-                })
-            })
-            .collect::<Result<Vec<_>, IdentityError>>()?;
-        let hints = entries.iter().flat_map(|e| e.bundle.subjects()).collect();
         Ok(SpiffeClientVerifier {
-            entries,
-            hints,
+            entries: RwLock::new(Arc::new(Entries::parse(entries)?)),
             algorithms: super::algorithms(),
         })
+    }
+
+    /// Trusts `entries` instead of the current ones from the next handshake
+    /// on. Returns `false` (and changes nothing) when they are the current
+    /// ones; fails, keeping the current ones, when one does not parse.
+    pub fn replace(&self, entries: Vec<TrustEntry>) -> Result<bool, IdentityError> {
+        if self.current().source == entries {
+            return Ok(false);
+        }
+        let next = Arc::new(Entries::parse(entries)?);
+        *self.entries.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
+    }
+
+    fn current(&self) -> Arc<Entries> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Returns the name of the entry that accepts the client, or why none does.
@@ -70,14 +109,15 @@ impl SpiffeClientVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<&str, PeerRejected> {
+    ) -> Result<String, PeerRejected> {
         let Some(spiffe_id) = spiffe_id_of(end_entity) else {
             return Err(PeerRejected::NoSpiffeId {
                 peer: "client".into(),
             });
         };
-        let mut tried = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
+        let entries = self.current();
+        let mut tried = Vec::with_capacity(entries.parsed.len());
+        for entry in &entries.parsed {
             match entry
                 .bundle
                 .verify(end_entity, intermediates, now, KeyUsage::client_auth())
@@ -90,7 +130,7 @@ impl SpiffeClientVerifier {
                     "chains to the trust bundle of peer {} but that peer may only present {}",
                     entry.name, entry.allowed
                 )),
-                Ok(()) => return Ok(&entry.name),
+                Ok(()) => return Ok(entry.name.clone()),
             }
         }
         if tried.is_empty() {
@@ -109,7 +149,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.hints
+        &[]
     }
 
     fn verify_client_cert(

@@ -82,6 +82,83 @@ mod tests {
         assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     }
 
+    /// A root in its own directory, with cluster `c`'s gateway issued from
+    /// it: (root certificates, gateway chain).
+    fn root_with_gateway(
+        dir: &std::path::Path,
+        c: &str,
+    ) -> (Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>) {
+        init_root(dir, "mesh.local", false).unwrap();
+        issue_cluster_ca(dir, c).unwrap();
+        let chain = crate::load::load_certs(&issue_gateway(dir, c).unwrap().cert).unwrap();
+        (
+            crate::load::load_certs(&dir.join("root.pem")).unwrap(),
+            chain,
+        )
+    }
+
+    #[test]
+    fn replaced_bundles_apply_to_the_next_verification() {
+        use rustls::server::danger::ClientCertVerifier;
+
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (old_root, old_gw) = root_with_gateway(d1.path(), "b");
+        let (new_root, new_gw) = root_with_gateway(d2.path(), "b");
+        let id = "spiffe://mesh.local/cluster/b/gateway";
+        let now = UnixTime::now();
+        let name = ServerName::try_from("b").unwrap();
+
+        // Dialling side: one peer's bundle.
+        let server = SpiffeServerVerifier::new("b", old_root.clone(), id).unwrap();
+        let dial = |gw: &[CertificateDer<'static>]| {
+            server
+                .verify_server_cert(&gw[0], &gw[1..], &name, &[], now)
+                .is_ok()
+        };
+        assert!(dial(&old_gw) && !dial(&new_gw));
+        assert!(
+            !server.replace_bundle(old_root.clone()).unwrap(),
+            "same bundle"
+        );
+        let both: Vec<_> = old_root.iter().chain(&new_root).cloned().collect();
+        assert!(server.replace_bundle(both).unwrap());
+        assert!(dial(&old_gw) && dial(&new_gw), "both roots trusted");
+        let garbage = vec![CertificateDer::from(b"not a certificate".to_vec())];
+        assert!(server.replace_bundle(garbage).is_err());
+        assert!(server.replace_bundle(vec![]).is_err());
+        assert!(dial(&new_gw), "a bad bundle changed nothing");
+        assert!(server.replace_bundle(new_root.clone()).unwrap());
+        assert!(!dial(&old_gw) && dial(&new_gw), "the old root is gone");
+
+        // Accepting side: trust entries.
+        let entry = |bundle: &Vec<CertificateDer<'static>>| TrustEntry {
+            name: "b".into(),
+            bundle: bundle.clone(),
+            allowed: crate::SpiffeMatch::Exact(id.into()),
+        };
+        let client = SpiffeClientVerifier::new(vec![entry(&old_root)]).unwrap();
+        let accept = |gw: &[CertificateDer<'static>]| {
+            client.verify_client_cert(&gw[0], &gw[1..], now).is_ok()
+        };
+        assert!(accept(&old_gw) && !accept(&new_gw));
+        assert!(
+            !client.replace(vec![entry(&old_root)]).unwrap(),
+            "same entries"
+        );
+        let bad = TrustEntry {
+            bundle: vec![],
+            ..entry(&new_root)
+        };
+        assert!(client.replace(vec![entry(&new_root), bad]).is_err());
+        assert!(
+            accept(&old_gw) && !accept(&new_gw),
+            "a bad entry changed nothing"
+        );
+        assert!(client.replace(vec![entry(&new_root)]).unwrap());
+        assert!(!accept(&old_gw) && accept(&new_gw));
+        assert!(client.root_hint_subjects().is_empty());
+    }
+
     #[test]
     fn empty_bundles_are_refused_at_construction() {
         let err = SpiffeServerVerifier::new("gcp-eu", vec![], "spiffe://m/cluster/gcp-eu/gateway")

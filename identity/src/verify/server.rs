@@ -1,5 +1,7 @@
 //! The client side's verifier of a server (peer gateway or sidecar).
 
+use std::sync::{Arc, RwLock};
+
 use rustls::DigitallySignedStruct;
 use rustls::SignatureScheme;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,11 +16,13 @@ use crate::load::spiffe_id_of;
 use crate::spiffe::SpiffeMatch;
 
 /// Verifies that a server chains to a trust bundle and presents exactly the
-/// expected SPIFFE ID. The TLS server name is ignored.
+/// expected SPIFFE ID. The TLS server name is ignored. The bundle can be
+/// replaced under running dialers ([`SpiffeServerVerifier::replace_bundle`]).
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
     peer: String,
-    bundle: Bundle,
+    /// The bundle in force, and the certificates it was parsed from.
+    bundle: RwLock<Arc<(Bundle, Vec<CertificateDer<'static>>)>>,
     expected: String,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -35,11 +39,34 @@ impl SpiffeServerVerifier {
         let expected = expected.into();
         SpiffeMatch::Exact(expected.clone()).validate()?;
         Ok(SpiffeServerVerifier {
-            bundle: Bundle::new(&peer, &bundle)?,
+            bundle: RwLock::new(Arc::new((Bundle::new(&peer, &bundle)?, bundle))),
             peer,
             expected,
             algorithms: super::algorithms(),
         })
+    }
+
+    /// Trusts the roots in `bundle` instead of the current ones from the next
+    /// handshake on. Returns `false` (and changes nothing) when they are the
+    /// current ones; fails, keeping the current ones, when `bundle` is empty
+    /// or does not parse.
+    pub fn replace_bundle(
+        &self,
+        bundle: Vec<CertificateDer<'static>>,
+    ) -> Result<bool, IdentityError> {
+        if self.current().1 == bundle {
+            return Ok(false);
+        }
+        let next = Arc::new((Bundle::new(&self.peer, &bundle)?, bundle));
+        *self.bundle.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
+    }
+
+    fn current(&self) -> Arc<(Bundle, Vec<CertificateDer<'static>>)> {
+        self.bundle
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Returns the SPIFFE ID this verifier expects.
@@ -58,7 +85,8 @@ impl SpiffeServerVerifier {
             return Err(PeerRejected::NoSpiffeId { peer });
         };
         if let Err(reason) =
-            self.bundle
+            self.current()
+                .0
                 .verify(end_entity, intermediates, now, KeyUsage::server_auth())
         {
             return Err(PeerRejected::Untrusted {

@@ -30,15 +30,16 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
 
 /// Calls `reload` whenever one of `files` changes (compared every
 /// [`POLL`]) until `stop` completes, and logs the outcome: `what` names the
-/// certificate, `users` what presents it. A change that does not load (a
-/// pair written one file at a time, another identity's certificate) is
-/// logged and the current certificate stays in use; the next change is
-/// tried again.
+/// files, `users` what uses them, `new` what they hold ("certificate",
+/// "bundles"). A change that does not load (a pair written one file at a
+/// time, another identity's certificate, a bundle that does not parse) is
+/// logged and the current one stays in use; the next change is tried again.
 pub async fn watch<E: Display>(
     files: Vec<PathBuf>,
     stop: impl Future<Output = ()>,
     what: &str,
     users: &str,
+    new: &str,
     mut reload: impl FnMut() -> Result<bool, E>,
 ) {
     if files.is_empty() {
@@ -58,12 +59,12 @@ pub async fn watch<E: Display>(
         seen = now;
         match reload() {
             Ok(true) => {
-                tracing::info!("{what} files changed: {users} use the new certificate")
+                tracing::info!("{what} files changed: {users} use the new {new}")
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(
                 error = %e,
-                "{what} files changed but do not load; still using the previous certificate"
+                "{what} files changed but do not load; still using the previous {new}"
             ),
         }
     }
@@ -80,6 +81,7 @@ pub async fn run(tls: Arc<WorkloadTls>, mut stop: watch::Receiver<bool>) {
         stopped,
         "workload certificate",
         "new connections",
+        "certificate",
         || tls.reload(),
     )
     .await;
