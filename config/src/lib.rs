@@ -39,6 +39,6 @@ pub use gateway::{
 };
 pub use sidecar::{
     AnyConfig, AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    OutboundConfig, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, Timeouts, UpstreamConfig,
-    load_any,
+    OutboundConfig, OutlierConfig, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, Timeouts,
+    UpstreamConfig, load_any,
 };

@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::FastMap;
 use crate::catalog::{LocalEndpoint, View};
+use crate::metrics::Metrics;
 pub use crate::outlier::OutlierPolicy;
 use crate::outlier::{Health, Outcome};
 
@@ -141,6 +142,8 @@ pub struct Balancer {
     here: Here,
     policy: OutlierPolicy,
     inner: Mutex<Inner>,
+    /// Where ejections are counted, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Balancer {
@@ -154,6 +157,7 @@ impl Balancer {
         Balancer {
             here,
             policy,
+            metrics: None,
             inner: Mutex::new(Inner {
                 rng,
                 services: FastMap::default(),
@@ -244,6 +248,12 @@ impl Balancer {
         usable.first().map(|(_, c)| (*c).to_owned())
     }
 
+    /// Counts ejections in `metrics` (`meshgw_sidecar_outlier_ejections_total`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Records the outcome of connecting to `target` for `svc` at `now`: a
     /// success clears its failure count; the `max_failures`-th failure in a
     /// row ejects it for the ejection window.
@@ -276,8 +286,13 @@ impl Balancer {
         }
         let h = inner.service_mut(svc).health_mut(target);
         if let Some(why) = h.record(outcome, now, &self.policy) {
-            tracing::warn!(service = %svc, target = %target.key(), ejection = ?self.policy.ejection,
+            let ejection = h.ejected_until().map(|until| until - now);
+            tracing::warn!(service = %svc, target = %target.key(), ?ejection,
                 cause = ?why, "ejecting target after consecutive failures");
+            drop(inner);
+            if let Some(m) = &self.metrics {
+                m.ejection(svc, &target.key(), why);
+            }
         }
     }
 

@@ -60,6 +60,17 @@ pub struct GrpcLabels {
     pub grpc_status: String,
 }
 
+/// Labels of an outlier ejection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EjectionLabels {
+    /// The called service, `namespace/name`.
+    pub service: String,
+    /// The ejected target: `local/<instance id>` or `cluster/<name>`.
+    pub target: String,
+    /// `connect_failures` or `server_errors`.
+    pub cause: String,
+}
+
 /// Labels naming a direction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
@@ -91,6 +102,7 @@ pub struct Metrics {
     conns: Family<DirectionLabels, Counter>,
     bytes: Family<DirectionLabels, Counter>,
     handshake_failures: Family<DirectionLabels, Counter>,
+    ejections: Family<EjectionLabels, Counter>,
     app_healthy: Gauge<i64, AtomicI64>,
     registered: Gauge<i64, AtomicI64>,
 }
@@ -124,6 +136,7 @@ impl Metrics {
             conns: Family::default(),
             bytes: Family::default(),
             handshake_failures: Family::default(),
+            ejections: Family::default(),
             app_healthy: Gauge::default(),
             registered: Gauge::default(),
         };
@@ -163,6 +176,11 @@ impl Metrics {
             m.handshake_failures.clone(),
         );
         registry.register(
+            "outlier_ejections",
+            "Targets ejected from load balancing by outlier detection ([outlier]), by service, target and cause",
+            m.ejections.clone(),
+        );
+        registry.register(
             "app_healthy",
             "1 while the local app passes its health checks",
             m.app_healthy.clone(),
@@ -184,6 +202,22 @@ impl Metrics {
                 dst_cluster: dst_cluster.to_string(),
                 service: service.to_string(),
                 grpc_status: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one ejection of `target` (a [`crate::balance::Target::key`])
+    /// of `service`.
+    pub fn ejection(&self, service: &ServiceName, target: &str, why: crate::outlier::Ejected) {
+        let cause = match why {
+            crate::outlier::Ejected::ConnectFailures => "connect_failures",
+            crate::outlier::Ejected::ServerErrors => "server_errors",
+        };
+        self.ejections
+            .get_or_create(&EjectionLabels {
+                service: service.to_string(),
+                target: target.to_string(),
+                cause: cause.into(),
             })
             .inc();
     }

@@ -4,8 +4,9 @@
 //! 5xx responses, eject a target for [`OutlierPolicy::ejection`]; a success
 //! of the same kind resets its count. A target whose ejection ended is on
 //! probation: its next failure ejects it again at once, for one more
-//! ejection time each time (up to [`MAX_EJECTION_FACTOR`] times), until a
-//! success clears its record. So an instance that stays broken costs its
+//! ejection time each time (up to [`OutlierPolicy::max_ejection`]), until a
+//! success clears its record. The sidecar's `[outlier]` settings set the
+//! policy. So an instance that stays broken costs its
 //! callers a few failed requests, then one per ever longer ejection (as
 //! Envoy's growing ejection time and Linkerd's probation do). The
 //! [`crate::balance::Balancer`] holds one [`Health`] per target and skips
@@ -13,8 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-/// The longest ejection, in ejection times (10 s × 30 = 5 minutes by default).
-pub const MAX_EJECTION_FACTOR: u32 = 30;
+use meshgw_config::OutlierConfig;
 
 /// Outlier detection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,18 +23,28 @@ pub struct OutlierPolicy {
     pub max_failures: u32,
     /// Consecutive HTTP 5xx responses that eject a target.
     pub max_server_errors: u32,
-    /// How long an ejected target is skipped.
+    /// How long a first ejection lasts (each further one on probation: one more).
     pub ejection: Duration,
+    /// The longest ejection.
+    pub max_ejection: Duration,
+}
+
+impl From<&OutlierConfig> for OutlierPolicy {
+    fn from(c: &OutlierConfig) -> Self {
+        OutlierPolicy {
+            max_failures: c.consecutive_connect_failures,
+            max_server_errors: c.consecutive_5xx,
+            ejection: c.base_ejection_time,
+            max_ejection: c.max_ejection_time.max(c.base_ejection_time),
+        }
+    }
 }
 
 impl Default for OutlierPolicy {
-    /// Returns 3 connect failures or 5 server errors, 10 seconds.
+    /// The `[outlier]` defaults: 3 connect failures or 5 server errors,
+    /// 10 seconds, at most 5 minutes.
     fn default() -> Self {
-        OutlierPolicy {
-            max_failures: 3,
-            max_server_errors: 5,
-            ejection: Duration::from_secs(10),
-        }
+        Self::from(&OutlierConfig::default())
     }
 }
 
@@ -81,6 +91,11 @@ impl Health {
             && self.ejected.is_none()
             && self.connect_ejections == 0
             && self.error_ejections == 0
+    }
+
+    /// When the current ejection ends, if the target was ever ejected.
+    pub(crate) fn ejected_until(&self) -> Option<Instant> {
+        self.ejected.map(|(until, _)| until)
     }
 
     /// Whether the target is ejected at `now`.
@@ -132,11 +147,12 @@ impl Health {
     }
 
     fn eject(&mut self, now: Instant, policy: &OutlierPolicy, why: Ejected) -> Ejected {
-        let factor = self
-            .connect_ejections
-            .saturating_add(self.error_ejections)
-            .min(MAX_EJECTION_FACTOR);
-        self.ejected = Some((now + policy.ejection * factor, why));
+        let factor = self.connect_ejections.saturating_add(self.error_ejections);
+        let length = policy
+            .ejection
+            .saturating_mul(factor)
+            .min(policy.max_ejection);
+        self.ejected = Some((now + length, why));
         why
     }
 }
@@ -207,6 +223,44 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_follows_the_outlier_config() {
+        let policy = OutlierPolicy::from(&OutlierConfig {
+            consecutive_connect_failures: 1,
+            consecutive_5xx: 2,
+            base_ejection_time: Duration::from_secs(10),
+            max_ejection_time: Duration::from_secs(25),
+        });
+        let t0 = Instant::now();
+        let mut h = Health::default();
+        assert_eq!(h.record(Outcome::ServerError, t0, &policy), None);
+        assert_eq!(
+            h.record(Outcome::ServerError, t0, &policy),
+            Some(Ejected::ServerErrors),
+            "the second 5xx in a row ejects"
+        );
+        assert_eq!(h.ejected_until(), Some(t0 + Duration::from_secs(10)));
+        // On probation: 20 s, then capped at 25 s instead of 30 s.
+        let t1 = t0 + Duration::from_secs(10);
+        h.record(Outcome::ServerError, t1, &policy);
+        assert_eq!(h.ejected_until(), Some(t1 + Duration::from_secs(20)));
+        let t2 = t1 + Duration::from_secs(20);
+        h.record(Outcome::ServerError, t2, &policy);
+        assert_eq!(h.ejected_until(), Some(t2 + Duration::from_secs(25)));
+        // One connect failure ejects a fresh target.
+        let mut h = Health::default();
+        assert_eq!(
+            h.record(Outcome::ConnectFailed, t0, &policy),
+            Some(Ejected::ConnectFailures)
+        );
+        // A max below the base is raised to it.
+        let short = OutlierPolicy::from(&OutlierConfig {
+            max_ejection_time: Duration::from_secs(1),
+            ..OutlierConfig::default()
+        });
+        assert_eq!(short.max_ejection, short.ejection);
+    }
+
+    #[test]
     fn after_an_ejection_one_failure_ejects_again_for_longer_until_a_success() {
         let policy = OutlierPolicy::default();
         let t0 = Instant::now();
@@ -227,7 +281,7 @@ mod tests {
         h.record(Outcome::ServerError, t2, &policy);
         assert!(h.is_ejected(t2 + Duration::from_millis(29_999)));
         assert!(!h.is_ejected(t2 + Duration::from_secs(30)));
-        // Capped at 30 ejection times.
+        // Capped at max_ejection (5 minutes).
         let mut t = t2 + Duration::from_secs(30);
         for _ in 0..40 {
             h.record(Outcome::ServerError, t, &policy);

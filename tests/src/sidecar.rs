@@ -43,6 +43,9 @@ pub struct SidecarSpec {
     pub admin: SocketAddr,
     /// `timeouts.request` (humantime).
     pub request_timeout: String,
+    /// More TOML appended to the config (tables the spec has no field for,
+    /// e.g. `[outlier]`); empty for none.
+    pub extra: String,
 }
 
 impl SidecarSpec {
@@ -103,6 +106,9 @@ impl SidecarSpec {
             self.request_timeout
         )
         .unwrap();
+        if !self.extra.is_empty() {
+            writeln!(s, "\n{}", self.extra).unwrap();
+        }
         s
     }
 }
@@ -317,6 +323,7 @@ impl Mesh {
             tls: (self.pki.root(), cert, key),
             admin: ports::tcp(),
             request_timeout: "60s".into(),
+            extra: String::new(),
         })
     }
 }

@@ -30,9 +30,10 @@ struct Failover {
 
 /// `default/<name>` (`protocol`) runs in a fronting `broken`, whose
 /// `health` check passes, and in b fronting `good`; the caller in a, with
-/// `timeouts.request` = `request_timeout`, starts once a's catalog lists
-/// both copies: its sidecar is ready only after the catalog snapshot, which
-/// then lists both, so its first calls cannot miss one.
+/// `timeouts.request` = `request_timeout` and `caller_extra` appended to
+/// its config, starts once a's catalog lists both copies: its sidecar is
+/// ready only after the catalog snapshot, which then lists both, so its
+/// first calls cannot miss one.
 async fn failover(
     name: &str,
     protocol: &str,
@@ -40,6 +41,7 @@ async fn failover(
     health: &str,
     good: SocketAddr,
     request_timeout: &str,
+    caller_extra: &str,
 ) -> Result<Failover> {
     let m = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
@@ -57,6 +59,7 @@ async fn failover(
     let orders = apps::http("orders").await?;
     let mut spec = m.sidecar_spec("a", "default/orders", "http", orders.addr)?;
     spec.request_timeout = request_timeout.into();
+    spec.extra = caller_extra.into();
     let client = SidecarProc::start(spec, m.dir.path()).await?;
     Ok(Failover {
         client,
@@ -73,7 +76,16 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
     // check; b's copy works.
     let broken = apps::http_failing("payments-a", 503).await?;
     let good = apps::http("payments-b").await?;
-    let f = failover("payments", "http", broken.addr, "http", good.addr, "60s").await?;
+    let f = failover(
+        "payments",
+        "http",
+        broken.addr,
+        "http",
+        good.addr,
+        "60s",
+        "",
+    )
+    .await?;
     let client = &f.client;
     // Calls go to the local copy first (locality) and pass its 503 on.
     let first = call(client)?;
@@ -130,6 +142,63 @@ async fn five_5xx_in_a_row_eject_the_local_instance_calls_fail_over_and_one_prob
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_settings_come_from_the_config_and_ejections_are_counted() -> Result<()> {
+    // Two 5xx in a row eject, for a minute: the third call already crosses
+    // to b, and no probe returns to a within this test.
+    let broken = apps::http_failing("payments-a", 503).await?;
+    let good = apps::http("payments-b").await?;
+    let outlier = "[outlier]\nconsecutive_5xx = 2\nbase_ejection_time = \"1m\"\n";
+    let f = failover(
+        "payments",
+        "http",
+        broken.addr,
+        "http",
+        good.addr,
+        "60s",
+        outlier,
+    )
+    .await?;
+    let client = &f.client;
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        outcomes.push(call(client)?);
+    }
+    let failed: Vec<usize> = (0..outcomes.len())
+        .filter(|&i| outcomes[i].0 != 200)
+        .collect();
+    ensure!(
+        failed == [0, 1]
+            && outcomes[2..]
+                .iter()
+                .all(|(s, b)| *s == 200 && b.starts_with("name=payments-b")),
+        "expected exactly the first 2 calls to fail, then b to answer: {outcomes:?}\n{}",
+        client.log_text()
+    );
+    ensure!(
+        client.log_text().contains("ejection=Some(60s)"),
+        "the ejection's length is not logged:\n{}",
+        client.log_text()
+    );
+    let (_, text) = client.admin_get("/metrics")?;
+    let ejections = |cause: &str| {
+        metrics::sum(
+            &text,
+            "meshgw_sidecar_outlier_ejections_total",
+            &[
+                "service=\"default/payments\"",
+                "target=\"local/",
+                &format!("cause=\"{cause}\""),
+            ],
+        )
+    };
+    ensure!(
+        ejections("server_errors") == 1 && ejections("connect_failures") == 0,
+        "expected one ejection of a's copy for server errors:\n{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_grpc_unavailable_calls_eject_the_local_instance_status_in_head_or_trailers()
 -> Result<()> {
     grpc_failover(false).await.context("status in trailers")?;
@@ -145,7 +214,16 @@ async fn grpc_failover(trailers_only: bool) -> Result<()> {
     // check passes; b's copy works.
     let broken = apps::grpc_failing(14, trailers_only).await?;
     let good = apps::grpc("inventory").await?;
-    let f = failover("inventory", "grpc", broken.addr, "tcp", good.addr, "60s").await?;
+    let f = failover(
+        "inventory",
+        "grpc",
+        broken.addr,
+        "tcp",
+        good.addr,
+        "60s",
+        "",
+    )
+    .await?;
     let client = &f.client;
     let ch =
         tonic::transport::Endpoint::from_shared(format!("http://{}", client.spec.outbound_http))?
@@ -206,7 +284,16 @@ async fn five_timeouts_in_a_row_eject_a_hanging_local_instance_and_calls_fail_ov
     // passes. b's copy works.
     let hanging = apps::http_hanging().await?;
     let good = apps::http("payments-b").await?;
-    let f = failover("payments", "http", hanging.addr, "tcp", good.addr, "500ms").await?;
+    let f = failover(
+        "payments",
+        "http",
+        hanging.addr,
+        "tcp",
+        good.addr,
+        "500ms",
+        "",
+    )
+    .await?;
     let client = &f.client;
     let mut outcomes = Vec::new();
     for _ in 0..12 {

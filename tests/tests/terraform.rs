@@ -829,6 +829,7 @@ module "{n}" {{
             tls: (pki.root(), cert, key),
             admin: meshgw_tests::ports::tcp(),
             request_timeout: "60s".into(),
+            extra: String::new(),
         })
     };
     let billing_app = apps::http("billing").await?;

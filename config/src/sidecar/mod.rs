@@ -15,5 +15,5 @@ pub use any::{AnyConfig, load_any};
 pub use schema::SIDECAR_SCHEMA;
 pub use types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    OutboundConfig, ServiceConfig, SidecarConfig, Timeouts, UpstreamConfig,
+    OutboundConfig, OutlierConfig, ServiceConfig, SidecarConfig, Timeouts, UpstreamConfig,
 };

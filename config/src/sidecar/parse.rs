@@ -94,6 +94,9 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
     let timeouts = root
         .table_or_empty(d, "timeouts", &empty)
         .and_then(|t| sections::timeouts(&t, d));
+    let outlier = root
+        .table_or_empty(d, "outlier", &empty)
+        .and_then(|t| sections::outlier(&t, d));
     let workers = root
         .table_or_empty(d, "runtime", &empty)
         .and_then(|t| t.integer(d, "workers", 1, 64))
@@ -111,6 +114,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
         tls: tls?,
         admin: admin?,
         timeouts: timeouts?,
+        outlier: outlier?,
         workers: workers?,
         source,
     })

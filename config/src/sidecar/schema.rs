@@ -59,6 +59,12 @@ pub static SIDECAR_SCHEMA: TableSpec = TableSpec {
         KeySpec::table("admin", &ADMIN, Optional, "The admin HTTP server."),
         KeySpec::table("timeouts", &TIMEOUTS, Optional, "Proxy timeouts."),
         KeySpec::table(
+            "outlier",
+            &OUTLIER,
+            Optional,
+            "Outlier detection: when a failing target leaves load balancing.",
+        ),
+        KeySpec::table(
             "runtime",
             &RUNTIME,
             Optional,
@@ -303,6 +309,36 @@ static RUNTIME: TableSpec = TableSpec {
         Default("1"),
         "Threads that run the proxy, 1 to 64. 1 runs everything on one thread: the least CPU and added latency per request, and up to one core of proxying; raise it for a workload whose traffic needs more.",
     )],
+};
+
+static OUTLIER: TableSpec = TableSpec {
+    header: "[outlier]",
+    keys: &[
+        KeySpec::value(
+            "consecutive_connect_failures",
+            "integer",
+            Default("3"),
+            "Failed connection attempts in a row that eject a target (a local instance, or a remote cluster through the gateway) from load balancing, 1 to 1000.",
+        ),
+        KeySpec::value(
+            "consecutive_5xx",
+            "integer",
+            Default("5"),
+            "Server errors in a row that eject a target, 1 to 1000: HTTP 5xx; gRPC UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS and DEADLINE_EXCEEDED; no response head within timeouts.request.",
+        ),
+        KeySpec::value(
+            "base_ejection_time",
+            "duration",
+            Default("10s"),
+            "How long a first ejection lasts. A target whose ejection ended is on probation: its next failure ejects it again, for one more base_ejection_time each time, until a success clears its record.",
+        ),
+        KeySpec::value(
+            "max_ejection_time",
+            "duration",
+            Default("5m"),
+            "The longest an ejection lasts; at least base_ejection_time. Ejected targets are still used when nothing else is left.",
+        ),
+    ],
 };
 
 static TIMEOUTS: TableSpec = TableSpec {

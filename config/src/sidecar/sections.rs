@@ -3,7 +3,7 @@
 use super::parse::Listeners;
 use super::types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    ServiceConfig, Timeouts, UpstreamConfig,
+    OutlierConfig, ServiceConfig, Timeouts, UpstreamConfig,
 };
 use crate::checks::{
     PKI_HINT, check_file, check_host_port, check_private_key, is_dns_label, is_trust_domain,
@@ -268,5 +268,32 @@ pub(super) fn timeouts(t: &View<'_>, d: &mut Diag) -> Option<Timeouts> {
         idle: idle?.value,
         request: request?.value,
         drain: drain?.value,
+    })
+}
+
+pub(super) fn outlier(t: &View<'_>, d: &mut Diag) -> Option<OutlierConfig> {
+    let count = |d: &mut Diag, key: &str| {
+        t.integer(d, key, 1, 1000)
+            .map(|v| u32::try_from(v.value).expect("checked range"))
+    };
+    let connect = count(d, "consecutive_connect_failures");
+    let errors = count(d, "consecutive_5xx");
+    let base = t.positive_duration(d, "base_ejection_time");
+    let max = t.positive_duration(d, "max_ejection_time");
+    if let (Some(b), Some(m)) = (&base, &max)
+        && m.value < b.value
+    {
+        let msg = format!(
+            "{} is shorter than base_ejection_time ({}); make it at least as long",
+            humantime::format_duration(m.value),
+            humantime::format_duration(b.value)
+        );
+        d.push(m.line, &t.key_path("max_ejection_time"), msg);
+    }
+    Some(OutlierConfig {
+        consecutive_connect_failures: connect?,
+        consecutive_5xx: errors?,
+        base_ejection_time: base?.value,
+        max_ejection_time: max?.value,
     })
 }

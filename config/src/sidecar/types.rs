@@ -34,6 +34,8 @@ pub struct SidecarConfig {
     pub admin: SocketAddr,
     /// `[timeouts]`: proxy timeouts.
     pub timeouts: Timeouts,
+    /// `[outlier]`: when a failing target leaves load balancing, and for how long.
+    pub outlier: OutlierConfig,
     /// `[runtime] workers`: threads that run the proxy (1: one thread, no
     /// hand-offs between threads).
     pub workers: usize,
@@ -170,4 +172,32 @@ pub struct Timeouts {
     pub request: Duration,
     /// Drain on shutdown.
     pub drain: Duration,
+}
+
+/// `[outlier]`: outlier detection of the targets a sidecar calls (local
+/// instances, remote clusters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Failed connection attempts in a row that eject a target.
+    pub consecutive_connect_failures: u32,
+    /// Server errors (5xx, failing gRPC statuses, timeouts) in a row that
+    /// eject a target.
+    pub consecutive_5xx: u32,
+    /// How long a first ejection lasts; each further one while on
+    /// probation lasts one more of these.
+    pub base_ejection_time: Duration,
+    /// The longest ejection.
+    pub max_ejection_time: Duration,
+}
+
+impl Default for OutlierConfig {
+    /// The `[outlier]` defaults: 3 connect failures or 5 server errors, 10 s, at most 5 min.
+    fn default() -> Self {
+        Self {
+            consecutive_connect_failures: 3,
+            consecutive_5xx: 5,
+            base_ejection_time: Duration::from_secs(10),
+            max_ejection_time: Duration::from_secs(300),
+        }
+    }
 }

@@ -93,7 +93,8 @@ pub async fn bind(ctx: Context) -> Result<Outbound, OutboundError> {
         region: cfg.locality.region.clone(),
         zone: cfg.locality.zone.clone(),
     };
-    let balancer = Arc::new(Balancer::new(here, OutlierPolicy::default(), None));
+    let policy = OutlierPolicy::from(&cfg.outlier);
+    let balancer = Arc::new(Balancer::new(here, policy, None).with_metrics(ctx.metrics.clone()));
     let dialer = Dialer::new(cfg.clone(), ctx.tls, ctx.catalog, balancer);
     let listen = |addr: SocketAddr, what: String| async move {
         TcpListener::bind(addr)

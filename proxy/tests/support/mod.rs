@@ -275,6 +275,7 @@ pub fn config(pki: &Pki, gateway: SocketAddr, upstreams: &[&str]) -> SidecarConf
             request: Duration::from_secs(30),
             drain: Duration::from_secs(1),
         },
+        outlier: Default::default(),
         workers: 1,
         source: d.join("sidecar.toml"),
     }

@@ -91,6 +91,44 @@ fn values_are_checked() {
 }
 
 #[test]
+fn outlier_rules() {
+    let fx = Fixture::new();
+    let text = edit(FULL, "consecutive_5xx = 4", "consecutive_5xx = 0");
+    let text = edit(
+        &text,
+        "max_ejection_time = \"10m\"",
+        "max_ejection_time = \"5s\"",
+    );
+    let text = edit(
+        &text,
+        "consecutive_connect_failures = 2",
+        "consecutive_connect_failures = \"2\"",
+    );
+    let errs = fx.errors(&text);
+    let at = |key: &str, needle: &str, want: &str| {
+        let e = only(&errs, key);
+        assert_eq!(e.line, Some(line_of(&text, needle)), "{e}");
+        assert!(e.message.contains(want), "{e}");
+    };
+    at(
+        "outlier.consecutive_5xx",
+        "consecutive_5xx = 0",
+        "use 1 to 1000",
+    );
+    at(
+        "outlier.max_ejection_time",
+        "max_ejection_time",
+        "5s is shorter than base_ejection_time (30s); make it at least as long",
+    );
+    at(
+        "outlier.consecutive_connect_failures",
+        "consecutive_connect_failures",
+        "expected an integer, found string",
+    );
+    assert_eq!(errs.0.len(), 3, "{errs}");
+}
+
+#[test]
 fn health_rules() {
     let fx = Fixture::new();
     let text = edit(FULL, "kind = \"http\"", "kind = \"tcp\"");

@@ -65,6 +65,7 @@ fn minimal_config_takes_documented_defaults() {
     assert_eq!(t.idle, Duration::from_secs(300));
     assert_eq!(t.request, Duration::from_secs(30));
     assert_eq!(t.drain, Duration::from_secs(5));
+    assert_eq!(c.outlier, outlier_defaults());
     assert_eq!(c.workers, 1, "one thread unless asked");
 }
 
@@ -116,4 +117,30 @@ fn load_any_tells_the_kinds_apart() {
     fx.write("syntax.toml", "[mesh\n");
     let errs = load_any(&fx.path("syntax.toml")).unwrap_err();
     assert_eq!(errs.0[0].line, Some(1), "{errs}");
+}
+
+/// The documented `[outlier]` defaults, written out.
+fn outlier_defaults() -> crate::OutlierConfig {
+    crate::OutlierConfig {
+        consecutive_connect_failures: 3,
+        consecutive_5xx: 5,
+        base_ejection_time: Duration::from_secs(10),
+        max_ejection_time: Duration::from_secs(300),
+    }
+}
+
+#[test]
+fn outlier_settings_are_read() {
+    let fx = Fixture::new();
+    let c = fx.load(FULL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.outlier,
+        crate::OutlierConfig {
+            consecutive_connect_failures: 2,
+            consecutive_5xx: 4,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(600),
+        }
+    );
+    assert_eq!(crate::OutlierConfig::default(), outlier_defaults());
 }

@@ -74,6 +74,12 @@ idle = "1m"
 request = "10s"
 drain = "3s"
 
+[outlier]
+consecutive_connect_failures = 2
+consecutive_5xx = 4
+base_ejection_time = "30s"
+max_ejection_time = "10m"
+
 [runtime]
 workers = 2
 "#;
