@@ -548,6 +548,24 @@ fn render_kernel(
         )
         .unwrap();
     }
+    // One sentence per sidecar of the same-cluster path, next to HAProxy.
+    let same = rows.iter().find(|r| r.0 == "meshgw same cluster");
+    if let (Some((_, procs, per)), Some(h)) = (same, hap) {
+        writeln!(s).unwrap();
+        for (p, v) in procs.iter().zip(per) {
+            let (sc, sw, cpu) = kernel(v);
+            writeln!(
+                s,
+                "- {}: {sc:.1} syscalls and {sw:.1} context switches per request (HAProxy: {:.1} and {:.1}); \
+                 CPU {cpu:.1} µs per request, {} HAProxy's.",
+                p.name,
+                h.0,
+                h.1,
+                ratio(cpu, Some(h.2)),
+            )
+            .unwrap();
+        }
+    }
     s
 }
 

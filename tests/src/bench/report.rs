@@ -394,6 +394,9 @@ pub(super) fn render(
         s,
         "## Instructions per request: `meshgw-bench instructions`\n\nThe proxies' own work, counted by callgrind, \
          independent of the machine's noise: [instructions.md](instructions.md).\n\n\
+         ## System calls and CPU per request: `meshgw-bench syscalls`\n\nThe same paths without valgrind: system calls, \
+         context switches and CPU time (user and kernel) of each proxy per request, counted by `perf stat`, with a \
+         profile of each process on request: [syscalls.md](syscalls.md).\n\n\
          ## Control plane: `meshgw-bench propagation`\n\nRegister in cluster A until B's catalog Watch reports the import; \
          see ARCHITECTURE.md (Benchmark) for the method and the last numbers:\n\n\
          ```sh\ntarget/release/meshgw-bench propagation --count 200\n```"
