@@ -38,7 +38,7 @@ pub use gateway::{
     GatewayConfig, ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
 };
 pub use sidecar::{
-    AnyConfig, AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    OutboundConfig, OutlierConfig, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, Timeouts,
-    UpstreamConfig, load_any,
+    AnyConfig, AppProtocol, AuthzConfig, CallerPattern, GatewayRef, HealthConfig, HealthKind,
+    InboundConfig, LocalityConfig, OutboundConfig, OutlierConfig, SIDECAR_SCHEMA, ServiceConfig,
+    SidecarConfig, Timeouts, UpstreamConfig, load_any,
 };

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshgw_config::{AppProtocol, SidecarConfig, Timeouts};
+use meshgw_config::{AppProtocol, AuthzConfig, SidecarConfig, Timeouts};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -34,6 +34,10 @@ pub struct Inbound {
     tls: Arc<WorkloadTls>,
     metrics: Arc<Metrics>,
     http: Arc<AppForwarder>,
+    /// `[authz]`: the callers allowed; `None` allows every mesh caller.
+    authz: Option<AuthzConfig>,
+    /// `namespace/name`, for logs.
+    service: String,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -55,8 +59,10 @@ impl Inbound {
             protocol: cfg.service.protocol,
             timeouts: cfg.timeouts,
             tls,
-            http: Arc::new(AppForwarder::new(cfg, service, metrics.clone())),
+            http: Arc::new(AppForwarder::new(cfg, service.clone(), metrics.clone())),
             metrics,
+            authz: cfg.authz.clone(),
+            service,
         })
     }
 
@@ -125,12 +131,30 @@ impl Inbound {
         let caller =
             meshgw_identity::peer_spiffe_id(session.peer_certificates()).unwrap_or_default();
         let h2 = session.alpn_protocol() == Some(ALPN_H2);
+        let http = h2 && self.protocol != AppProtocol::Tcp;
+        let denied = self
+            .authz
+            .as_ref()
+            .is_some_and(|a| a.allows(&caller).is_none());
+        if denied {
+            let answer = if http {
+                "its requests get 403"
+            } else {
+                "connection reset"
+            };
+            tracing::warn!(%remote, %caller, service = %self.service, "refused caller: not in [authz] allow ({answer}); add its SPIFFE ID (or a prefix/*) to allow if it should call this service");
+            if !http {
+                self.metrics.authz_denied(&caller);
+                crate::reset::reset_on_drop(tls.get_ref().0);
+                return;
+            }
+        }
         self.metrics.conn_open(Direction::Inbound);
-        if h2 && self.protocol != AppProtocol::Tcp {
+        if http {
             tracing::debug!(%remote, %caller, "inbound HTTP/2 connection");
             self.http
                 .clone()
-                .serve_h2(tls, Arc::from(caller), shutdown)
+                .serve_h2(tls, Arc::from(caller), denied, shutdown)
                 .await;
         } else {
             self.splice_to_app(tls, remote, &caller).await;

@@ -71,6 +71,13 @@ pub struct EjectionLabels {
     pub cause: String,
 }
 
+/// Labels of an authorization refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallerLabels {
+    /// The refused caller's SPIFFE ID.
+    pub caller: String,
+}
+
 /// Labels naming a direction.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
@@ -103,6 +110,7 @@ pub struct Metrics {
     bytes: Family<DirectionLabels, Counter>,
     handshake_failures: Family<DirectionLabels, Counter>,
     ejections: Family<EjectionLabels, Counter>,
+    authz_denied: Family<CallerLabels, Counter>,
     app_healthy: Gauge<i64, AtomicI64>,
     registered: Gauge<i64, AtomicI64>,
 }
@@ -137,6 +145,7 @@ impl Metrics {
             bytes: Family::default(),
             handshake_failures: Family::default(),
             ejections: Family::default(),
+            authz_denied: Family::default(),
             app_healthy: Gauge::default(),
             registered: Gauge::default(),
         };
@@ -181,6 +190,11 @@ impl Metrics {
             m.ejections.clone(),
         );
         registry.register(
+            "authz_denied",
+            "Inbound HTTP requests and TCP connections refused by [authz], by caller SPIFFE ID",
+            m.authz_denied.clone(),
+        );
+        registry.register(
             "app_healthy",
             "1 while the local app passes its health checks",
             m.app_healthy.clone(),
@@ -218,6 +232,15 @@ impl Metrics {
                 service: service.to_string(),
                 target: target.to_string(),
                 cause: cause.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one inbound request or TCP connection of `caller` refused by `[authz]`.
+    pub fn authz_denied(&self, caller: &str) {
+        self.authz_denied
+            .get_or_create(&CallerLabels {
+                caller: caller.to_string(),
             })
             .inc();
     }

@@ -3,6 +3,7 @@
 //! [`load_any`], which tells a sidecar config from a gateway config.
 
 mod any;
+mod authz;
 mod parse;
 mod schema;
 mod sections;
@@ -12,6 +13,7 @@ mod types;
 mod tests;
 
 pub use any::{AnyConfig, load_any};
+pub use authz::{AuthzConfig, CallerPattern};
 pub use schema::SIDECAR_SCHEMA;
 pub use types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,

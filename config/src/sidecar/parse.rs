@@ -97,6 +97,15 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
     let outlier = root
         .table_or_empty(d, "outlier", &empty)
         .and_then(|t| sections::outlier(&t, d));
+    // No [authz] table: every mesh caller; a table that does not read is
+    // an error (recorded), never "allow everyone".
+    let authz = match root.has("authz") {
+        false => Some(None),
+        true => root
+            .table(d, "authz")
+            .and_then(|t| sections::authz(&t, d))
+            .map(Some),
+    };
     let workers = root
         .table_or_empty(d, "runtime", &empty)
         .and_then(|t| t.integer(d, "workers", 1, 64))
@@ -115,6 +124,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
         admin: admin?,
         timeouts: timeouts?,
         outlier: outlier?,
+        authz: authz?,
         workers: workers?,
         source,
     })

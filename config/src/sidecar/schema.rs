@@ -59,6 +59,12 @@ pub static SIDECAR_SCHEMA: TableSpec = TableSpec {
         KeySpec::table("admin", &ADMIN, Optional, "The admin HTTP server."),
         KeySpec::table("timeouts", &TIMEOUTS, Optional, "Proxy timeouts."),
         KeySpec::table(
+            "authz",
+            &AUTHZ,
+            Optional,
+            "Which callers may reach this workload; without it, every caller with a certificate of the mesh.",
+        ),
+        KeySpec::table(
             "outlier",
             &OUTLIER,
             Optional,
@@ -308,6 +314,16 @@ static RUNTIME: TableSpec = TableSpec {
         "integer",
         Default("1"),
         "Threads that run the proxy, 1 to 64. 1 runs everything on one thread: the least CPU and added latency per request, and up to one core of proxying; raise it for a workload whose traffic needs more.",
+    )],
+};
+
+static AUTHZ: TableSpec = TableSpec {
+    header: "[authz]",
+    keys: &[KeySpec::value(
+        "allow",
+        "array of strings",
+        Required,
+        "Callers allowed, by the SPIFFE ID their certificate proves: an ID such as `\"spiffe://mesh.example/ns/shop/sa/cart\"`, or a prefix ending in `/*` such as `\"spiffe://mesh.example/ns/shop/*\"` (a namespace) or `\"spiffe://mesh.example/*\"` (a trust domain). Anyone else gets HTTP 403 (a TCP connection is reset). `[]` allows nobody.",
     )],
 };
 

@@ -36,6 +36,9 @@ pub struct SidecarConfig {
     pub timeouts: Timeouts,
     /// `[outlier]`: when a failing target leaves load balancing, and for how long.
     pub outlier: OutlierConfig,
+    /// `[authz]`: the callers allowed at the inbound listener; `None`
+    /// (no table) allows every caller with a certificate of the mesh.
+    pub authz: Option<super::AuthzConfig>,
     /// `[runtime] workers`: threads that run the proxy (1: one thread, no
     /// hand-offs between threads).
     pub workers: usize,

@@ -65,11 +65,14 @@ impl AppForwarder {
     }
 
     /// Serves HTTP/2 on `io` (a caller's TLS stream) until the caller closes
-    /// it; once `shutdown` turns true, sends GOAWAY and lets open streams finish.
+    /// it; once `shutdown` turns true, sends GOAWAY and lets open streams
+    /// finish. A `denied` caller (not in `[authz] allow`) gets every request
+    /// refused ([`AppForwarder::forbidden`]), none reaches the app.
     pub async fn serve_h2<S>(
         self: Arc<Self>,
         io: S,
         caller: Arc<str>,
+        denied: bool,
         mut shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -77,7 +80,12 @@ impl AppForwarder {
         let (me, who) = (self.clone(), caller.clone());
         let svc = service_fn(move |req| {
             let (me, who) = (me.clone(), who.clone());
-            async move { me.forward(req, who).await }
+            async move {
+                if denied {
+                    return Ok(me.forbidden(&req, &who));
+                }
+                me.forward(req, who).await
+            }
         });
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(TokioIo::new(io), svc);
@@ -100,12 +108,7 @@ impl AppForwarder {
         caller: Arc<str>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
-        let src_cluster = req
-            .headers()
-            .get(SOURCE_CLUSTER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(&self.cluster)
-            .to_string();
+        let src_cluster = self.src_cluster(&req);
         let resp = match self.to_app(req, &caller).await {
             // HEADERS, DATA and END_STREAM of a small response in one write.
             Ok(resp) => {
@@ -131,6 +134,55 @@ impl AppForwarder {
             started.elapsed(),
         );
         Ok(resp)
+    }
+
+    /// The caller's cluster as its sidecar named it, else ours.
+    fn src_cluster(&self, req: &Request<Incoming>) -> String {
+        req.headers()
+            .get(SOURCE_CLUSTER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(&self.cluster)
+            .to_string()
+    }
+
+    /// The answer to a caller `[authz]` does not allow: HTTP 403, or for a
+    /// gRPC call a trailers-only PERMISSION_DENIED, naming the caller, the
+    /// service and what to change; counted, and logged at debug (the
+    /// connection's refusal is logged once when it is accepted).
+    pub fn forbidden(&self, req: &Request<Incoming>, caller: &str) -> Response<ProxyBody> {
+        self.metrics.authz_denied(caller);
+        tracing::debug!(%caller, path = %req.uri().path(), "refused request: caller not in [authz] allow");
+        let why = format!(
+            "meshgw inbound: caller {caller} may not call {}: it is not in [authz] allow of this workload's sidecar",
+            self.service
+        );
+        let mut resp = if crate::grpc::is_grpc(req.headers()) {
+            let mut resp = Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed());
+            let h = resp.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            h.insert("grpc-status", HeaderValue::from_static("7"));
+            if let Ok(v) = HeaderValue::from_str(&why) {
+                h.insert("grpc-message", v);
+            }
+            resp
+        } else {
+            error_response(StatusCode::FORBIDDEN, why)
+        };
+        let header = format!("forbidden; service={}; caller={caller}", self.service);
+        if let Ok(v) = HeaderValue::from_str(&header) {
+            resp.headers_mut().insert(ERROR_HEADER, v);
+        }
+        self.metrics.request_between(
+            &self.src_cluster(req),
+            &self.cluster,
+            &self.service,
+            resp.status().as_u16(),
+            Duration::ZERO,
+        );
+        resp
     }
 
     async fn to_app(

@@ -276,6 +276,7 @@ pub fn config(pki: &Pki, gateway: SocketAddr, upstreams: &[&str]) -> SidecarConf
             drain: Duration::from_secs(1),
         },
         outlier: Default::default(),
+        authz: None,
         workers: 1,
         source: d.join("sidecar.toml"),
     }

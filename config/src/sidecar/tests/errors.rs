@@ -91,6 +91,36 @@ fn values_are_checked() {
 }
 
 #[test]
+fn authz_patterns_are_checked_one_by_one() {
+    let fx = Fixture::new();
+    let text = edit(
+        FULL,
+        "\"spiffe://mesh.test/ns/shop/*\"",
+        "\"spiffe://mesh.test/ns/*/sa/cart\"",
+    );
+    let text = edit(
+        &text,
+        "\"spiffe://mesh.test/ns/default/sa/orders\"",
+        "\"orders\"",
+    );
+    let errs = fx.errors(&text);
+    let e = only(&errs, "authz.allow[0]");
+    assert_eq!(e.line, Some(line_of(&text, "\"orders\"")), "{e}");
+    assert!(e.message.contains("does not start with spiffe://"), "{e}");
+    let e = only(&errs, "authz.allow[1]");
+    assert_eq!(e.line, Some(line_of(&text, "ns/*/sa")), "{e}");
+    assert!(
+        e.message
+            .contains("`*` may only stand for the last path segments"),
+        "{e}"
+    );
+    assert_eq!(errs.0.len(), 2, "{errs}");
+    let text = format!("{MINIMAL}\n[authz]\n");
+    let e = only(&fx.errors(&text), "authz.allow").clone();
+    assert!(e.message.contains("missing required key `allow`"), "{e}");
+}
+
+#[test]
 fn outlier_rules() {
     let fx = Fixture::new();
     let text = edit(FULL, "consecutive_5xx = 4", "consecutive_5xx = 0");

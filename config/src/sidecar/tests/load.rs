@@ -66,6 +66,7 @@ fn minimal_config_takes_documented_defaults() {
     assert_eq!(t.request, Duration::from_secs(30));
     assert_eq!(t.drain, Duration::from_secs(5));
     assert_eq!(c.outlier, outlier_defaults());
+    assert_eq!(c.authz, None, "no [authz]: every mesh caller");
     assert_eq!(c.workers, 1, "one thread unless asked");
 }
 
@@ -143,4 +144,23 @@ fn outlier_settings_are_read() {
         }
     );
     assert_eq!(crate::OutlierConfig::default(), outlier_defaults());
+}
+
+#[test]
+fn authz_allow_lists_are_read() {
+    use crate::{AuthzConfig, CallerPattern};
+    let fx = Fixture::new();
+    let c = fx.load(FULL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.authz,
+        Some(AuthzConfig {
+            allow: vec![
+                CallerPattern::Exact("spiffe://mesh.test/ns/default/sa/orders".into()),
+                CallerPattern::Prefix("spiffe://mesh.test/ns/shop/".into()),
+            ]
+        })
+    );
+    let text = format!("{MINIMAL}\n[authz]\nallow = []\n");
+    let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.authz, Some(AuthzConfig { allow: vec![] }), "nobody");
 }

@@ -74,6 +74,12 @@ idle = "1m"
 request = "10s"
 drain = "3s"
 
+[authz]
+allow = [
+  "spiffe://mesh.test/ns/default/sa/orders",
+  "spiffe://mesh.test/ns/shop/*",
+]
+
 [outlier]
 consecutive_connect_failures = 2
 consecutive_5xx = 4

@@ -1,0 +1,152 @@
+//! Authorization at the destination sidecar: with `[authz] allow`, only the
+//! listed callers (by the SPIFFE ID their certificate proves) reach the app,
+//! whether they call from the same cluster or through both gateways; the
+//! others get HTTP 403, gRPC PERMISSION_DENIED, or a reset TCP connection,
+//! each refusal counted.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use meshgw_tests::apps::{self, TcpEnd};
+use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::metrics;
+use meshgw_tests::sidecar::SidecarProc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Only `default/orders`, of any cluster.
+const AUTHZ: &str = "[authz]\nallow = [\"spiffe://mesh.test/ns/default/sa/orders\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_callers_reach_the_app_locally_and_across_clusters() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    // Three services in a, each allowing only orders.
+    let pay = apps::http("payments-a").await?;
+    let inv = apps::grpc("inventory").await?;
+    let (echo, mut ends) = apps::tcp_echo_reporting().await?;
+    let mut servers = Vec::new();
+    for (svc, proto, addr) in [
+        ("default/payments", "http", pay.addr),
+        ("default/inventory", "grpc", inv.addr),
+        ("default/echo", "tcp", echo.addr),
+    ] {
+        let mut spec = m.sidecar_spec("a", svc, proto, addr)?;
+        spec.extra = AUTHZ.into();
+        if proto == "tcp" {
+            // No TCP health check: the echo app reports only callers.
+            spec.health = "none".into();
+        }
+        servers.push(SidecarProc::start(spec, m.dir.path()).await?);
+    }
+    // Callers: orders (allowed) and checkout (not), in a and in b, each
+    // with an upstream listener for echo.
+    let mut callers = Vec::new();
+    let caller_app = apps::http("caller").await?;
+    for cluster in ["a", "b"] {
+        for svc in ["default/orders", "default/checkout"] {
+            let mut spec = m.sidecar_spec(cluster, svc, "http", caller_app.addr)?;
+            spec.upstreams = vec![(meshgw_tests::ports::tcp(), "default/echo".into())];
+            callers.push((cluster, svc, SidecarProc::start(spec, m.dir.path()).await?));
+        }
+    }
+    for s in ["default/payments", "default/inventory", "default/echo"] {
+        m.sees("b", s, "a", 1, None).await?;
+    }
+
+    for (cluster, svc, caller) in &callers {
+        let allowed = *svc == "default/orders";
+        let who = format!("{svc} in {cluster}");
+        let id = format!(
+            "spiffe://mesh.test/ns/default/sa/{}",
+            svc.trim_start_matches("default/")
+        );
+        // HTTP.
+        let (status, head, body) = caller.curl("payments.default.mesh", "/", &[])?;
+        if allowed {
+            ensure!(
+                status == 200 && body.contains("name=payments-a"),
+                "{who}: {status} {body}"
+            );
+        } else {
+            ensure!(
+                status == 403
+                    && head.to_ascii_lowercase().contains(&format!(
+                        "x-meshgw-error: forbidden; service=default/payments; caller={id}"
+                    ))
+                    && body.contains(&format!("caller {id} may not call default/payments"))
+                    && !body.contains("name=payments-a"),
+                "{who} should get the sidecar's 403: {status}\n{head}\n{body}"
+            );
+        }
+        // gRPC: PERMISSION_DENIED for a refused caller.
+        let ch = tonic::transport::Endpoint::from_shared(format!(
+            "http://{}",
+            caller.spec.outbound_http
+        ))?
+        .origin("http://inventory.default.mesh".parse()?)
+        .connect()
+        .await?;
+        let r = tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "inventory".into(),
+            })
+            .await;
+        match (allowed, r) {
+            (true, Ok(_)) => {}
+            (false, Err(s)) if s.code() == tonic::Code::PermissionDenied => {
+                ensure!(s.message().contains("not in [authz] allow"), "{who}: {s:?}");
+            }
+            (_, r) => anyhow::bail!("{who}: gRPC answered {r:?}"),
+        }
+        // TCP through the upstream listener: echoed, or reset before the app.
+        let upstream = caller.spec.upstreams[0].0;
+        let mut s = tokio::net::TcpStream::connect(upstream).await?;
+        let _ = s.write_all(b"hello").await;
+        let _ = s.shutdown().await;
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(T, s.read_to_end(&mut got))
+            .await
+            .with_context(|| format!("{who}: the TCP connection neither echoed nor closed"))?;
+        if allowed {
+            ensure!(got == b"hello", "{who}: echo {got:?} ({read:?})");
+            let end = tokio::time::timeout(T, ends.recv()).await?;
+            ensure!(end == Some(TcpEnd::Eof(5)), "{who}: the app saw {end:?}");
+        } else {
+            ensure!(got.is_empty(), "{who}: a refused caller got {got:?}");
+        }
+    }
+    // Two allowed TCP callers reached the echo app, the refused ones never did.
+    ensure!(
+        ends.try_recv().is_err(),
+        "a refused caller's connection reached the app"
+    );
+    let text = |i: usize| -> Result<String> { Ok(servers[i].admin_get("/metrics")?.1) };
+    let checkout = "caller=\"spiffe://mesh.test/ns/default/sa/checkout\"";
+    let orders = "caller=\"spiffe://mesh.test/ns/default/sa/orders\"";
+    for (i, what) in [
+        (0, "HTTP requests"),
+        (1, "gRPC calls"),
+        (2, "TCP connections"),
+    ] {
+        let t = text(i)?;
+        let denied = |who: &str| metrics::sum(&t, "meshgw_sidecar_authz_denied_total", &[who]);
+        ensure!(
+            denied(checkout) == 2 && denied(orders) == 0,
+            "{what}: expected 2 refusals of checkout (from a and b), none of orders:\n{t}"
+        );
+    }
+    ensure!(
+        servers[0]
+            .log_text()
+            .contains("refused caller: not in [authz] allow"),
+        "the refusal is not logged:\n{}",
+        servers[0].log_text()
+    );
+    Ok(())
+}
