@@ -40,5 +40,5 @@ pub use gateway::{
 pub use sidecar::{
     AnyConfig, AppProtocol, AuthzConfig, CallerPattern, GatewayRef, HealthConfig, HealthKind,
     InboundConfig, LocalityConfig, OutboundConfig, OutlierConfig, SIDECAR_SCHEMA, ServiceConfig,
-    SidecarConfig, Timeouts, UpstreamConfig, load_any,
+    SidecarConfig, TelemetryConfig, Timeouts, UpstreamConfig, load_any,
 };

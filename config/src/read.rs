@@ -218,6 +218,34 @@ impl<'a> View<'a> {
         Some(Spanned { value, line })
     }
 
+    /// Reads a number (integer or float) in `min..=max`; an absent key reads
+    /// as its schema default (a plain number, e.g. `Default("1")`).
+    pub fn number(&self, diag: &mut Diag, key: &str, min: f64, max: f64) -> Option<Spanned<f64>> {
+        let (value, line) = match self.table.get(key) {
+            Some(item) => match item.as_float().or(item.as_integer().map(|i| i as f64)) {
+                Some(v) => (v, diag.line(item.span())),
+                None => {
+                    self.wrong_type(diag, key, item, "a number");
+                    return None;
+                }
+            },
+            None => match self.spec_of(key).need {
+                Need::Default(v) => (v.parse().expect("schema default is a number"), self.line),
+                Need::Required => {
+                    self.missing(diag, key, "");
+                    return None;
+                }
+                Need::Optional | Need::RequiredWhen(_) => return None,
+            },
+        };
+        if !(min..=max).contains(&value) {
+            let msg = format!("{value} is out of range; use {min} to {max}");
+            diag.push(line, &self.key_path(key), msg);
+            return None;
+        }
+        Some(Spanned { value, line })
+    }
+
     /// Reads a table of free-form string values, e.g. `[service.labels]`;
     /// absent reads as empty. The keys are not checked against a schema.
     pub fn string_map(

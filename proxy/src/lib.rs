@@ -38,6 +38,7 @@ pub mod route;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod route_check;
 pub mod sidecar;
+pub mod telemetry;
 pub mod tls;
 
 /// A hash map for the request path's lookups (service names, instance ids,

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod gateway;
 pub mod mesh;
 pub mod metrics;
+pub mod otlp;
 pub mod pki;
 pub mod ports;
 pub mod relay;

@@ -17,5 +17,6 @@ pub use authz::{AuthzConfig, CallerPattern};
 pub use schema::SIDECAR_SCHEMA;
 pub use types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    OutboundConfig, OutlierConfig, ServiceConfig, SidecarConfig, Timeouts, UpstreamConfig,
+    OutboundConfig, OutlierConfig, ServiceConfig, SidecarConfig, TelemetryConfig, Timeouts,
+    UpstreamConfig,
 };

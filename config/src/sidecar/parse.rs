@@ -97,6 +97,9 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
     let outlier = root
         .table_or_empty(d, "outlier", &empty)
         .and_then(|t| sections::outlier(&t, d));
+    let telemetry = root
+        .table_or_empty(d, "telemetry", &empty)
+        .and_then(|t| sections::telemetry(&t, d));
     // No [authz] table: every mesh caller; a table that does not read is
     // an error (recorded), never "allow everyone".
     let authz = match root.has("authz") {
@@ -124,6 +127,7 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<SidecarConfig
         admin: admin?,
         timeouts: timeouts?,
         outlier: outlier?,
+        telemetry: telemetry?,
         authz: authz?,
         workers: workers?,
         source,

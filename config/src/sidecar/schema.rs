@@ -59,6 +59,12 @@ pub static SIDECAR_SCHEMA: TableSpec = TableSpec {
         KeySpec::table("admin", &ADMIN, Optional, "The admin HTTP server."),
         KeySpec::table("timeouts", &TIMEOUTS, Optional, "Proxy timeouts."),
         KeySpec::table(
+            "telemetry",
+            &TELEMETRY,
+            Optional,
+            "OpenTelemetry traces of the requests the sidecar proxies.",
+        ),
+        KeySpec::table(
             "authz",
             &AUTHZ,
             Optional,
@@ -315,6 +321,24 @@ static RUNTIME: TableSpec = TableSpec {
         Default("1"),
         "Threads that run the proxy, 1 to 64. 1 runs everything on one thread: the least CPU and added latency per request, and up to one core of proxying; raise it for a workload whose traffic needs more.",
     )],
+};
+
+static TELEMETRY: TableSpec = TableSpec {
+    header: "[telemetry]",
+    keys: &[
+        KeySpec::value(
+            "otlp_endpoint",
+            "string",
+            Optional,
+            "OTLP/gRPC collector the sidecar exports a span per proxied HTTP or gRPC request to, e.g. `\"http://127.0.0.1:4317\"`. Without it no span is recorded; the W3C `traceparent` is propagated either way.",
+        ),
+        KeySpec::value(
+            "sample_percent",
+            "number",
+            Default("1"),
+            "Percentage of new traces recorded, 0 to 100. A request that arrives with a `traceparent` (from the app, or from the calling sidecar) follows its sampled flag, so one decision holds across every hop.",
+        ),
+    ],
 };
 
 static AUTHZ: TableSpec = TableSpec {

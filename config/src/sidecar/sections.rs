@@ -3,7 +3,7 @@
 use super::parse::Listeners;
 use super::types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,
-    OutlierConfig, ServiceConfig, Timeouts, UpstreamConfig,
+    OutlierConfig, ServiceConfig, TelemetryConfig, Timeouts, UpstreamConfig,
 };
 use crate::checks::{
     PKI_HINT, check_file, check_host_port, check_private_key, is_dns_label, is_trust_domain,
@@ -308,4 +308,29 @@ pub(super) fn authz(t: &View<'_>, d: &mut Diag) -> Option<super::AuthzConfig> {
         }
     }
     (allow.len() == entries.len()).then_some(super::AuthzConfig { allow })
+}
+
+pub(super) fn telemetry(t: &View<'_>, d: &mut Diag) -> Option<TelemetryConfig> {
+    let endpoint = t.has("otlp_endpoint").then(|| {
+        t.parse(d, "otlp_endpoint", "a string", |s| {
+            let rest = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"))
+                .ok_or_else(|| {
+                    "not an http:// or https:// URL; write the collector's OTLP/gRPC address, e.g. \"http://127.0.0.1:4317\"".to_string()
+                })?;
+            crate::checks::check_host_port(rest.trim_end_matches('/'))
+                .map_err(|e| format!("{e}, after the scheme"))?;
+            Ok(s.to_string())
+        })
+    });
+    let percent = t.number(d, "sample_percent", 0.0, 100.0);
+    let otlp_endpoint = match endpoint {
+        Some(e) => Some(e?.value),
+        None => None,
+    };
+    Some(TelemetryConfig {
+        otlp_endpoint,
+        sample_ppm: (percent?.value * 10_000.0).round() as u32,
+    })
 }

@@ -36,6 +36,8 @@ pub struct SidecarConfig {
     pub timeouts: Timeouts,
     /// `[outlier]`: when a failing target leaves load balancing, and for how long.
     pub outlier: OutlierConfig,
+    /// `[telemetry]`: where request spans are exported.
+    pub telemetry: TelemetryConfig,
     /// `[authz]`: the callers allowed at the inbound listener; `None`
     /// (no table) allows every caller with a certificate of the mesh.
     pub authz: Option<super::AuthzConfig>,
@@ -201,6 +203,35 @@ impl Default for OutlierConfig {
             consecutive_5xx: 5,
             base_ejection_time: Duration::from_secs(10),
             max_ejection_time: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry traces of the requests the sidecar proxies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `otlp_endpoint`: the OTLP/gRPC collector (`http://host:4317`); none:
+    /// no spans are recorded (the `traceparent` is still propagated).
+    pub otlp_endpoint: Option<String>,
+    /// `sample_percent`, in millionths (1% = 10 000): the share of new
+    /// traces recorded; a request that arrives with a `traceparent` follows
+    /// its sampled flag.
+    pub sample_ppm: u32,
+}
+
+impl TelemetryConfig {
+    /// The share of new traces recorded, 0.0 to 1.0.
+    pub fn sample_ratio(&self) -> f64 {
+        f64::from(self.sample_ppm) / 1_000_000.0
+    }
+}
+
+impl Default for TelemetryConfig {
+    /// No export, 1% of new traces once an endpoint is set.
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ppm: 10_000,
         }
     }
 }

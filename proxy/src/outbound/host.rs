@@ -145,13 +145,23 @@ pub(crate) fn source_cluster_value(cluster: &str) -> HeaderValue {
     HeaderValue::from_str(cluster).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
+/// Returns the request's `traceparent` if it is one this proxy passes on.
+pub(crate) fn incoming_traceparent<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_traceparent(v))
+}
+
 /// Rewrites `req` for an HTTP/2 mesh connection: absolute URI with the mesh
 /// authority, no hop-by-hop headers, the source cluster set, a
-/// `traceparent` kept or created. Returns the `traceparent`.
+/// `traceparent` set to `span`'s (this sidecar's span of the request), else
+/// kept or created. Returns the `traceparent`.
 pub(crate) fn prepare<B>(
     req: &mut Request<B>,
     authority: &Authority,
     source_cluster: &HeaderValue,
+    span: Option<&str>,
 ) -> Result<String, ProxyError> {
     let path = req
         .uri()
@@ -185,13 +195,16 @@ pub(crate) fn prepare<B>(
     );
     // W3C Trace Context: an invalid `traceparent` is replaced, not passed on
     // (it also travels in the route header, which has a size limit).
-    let tp = match headers
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_traceparent(v))
-    {
+    let tp = match span {
         Some(v) => v.to_owned(),
-        None => new_traceparent(),
+        None => match headers
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_traceparent(v))
+        {
+            Some(v) => v.to_owned(),
+            None => new_traceparent(),
+        },
     };
     // A new value on every request: never worth a slot in the HPACK table
     // (where it would evict the headers that do repeat).
@@ -233,7 +246,7 @@ mod tests {
             .body(())
             .unwrap();
         let auth = Authority::from_static("payments.default.mesh");
-        let tp = prepare(&mut req, &auth, &HeaderValue::from_static("a")).unwrap();
+        let tp = prepare(&mut req, &auth, &HeaderValue::from_static("a"), None).unwrap();
         assert!(valid_traceparent(&tp));
         assert_eq!(req.headers()[TRACEPARENT], tp.as_str());
     }
@@ -268,7 +281,7 @@ mod tests {
             .unwrap();
         let eu = HeaderValue::from_static("eu");
         let auth = Authority::from_static("payments.default.mesh");
-        let tp = prepare(&mut req, &auth, &eu).unwrap();
+        let tp = prepare(&mut req, &auth, &eu, None).unwrap();
         assert_eq!(req.uri(), "http://payments.default.mesh/v1/pay?x=1");
         assert!(req.headers().get("connection").is_none() && req.headers().get("host").is_none());
         assert_eq!(req.headers()[SOURCE_CLUSTER], "eu");
@@ -280,7 +293,7 @@ mod tests {
             .body(())
             .unwrap();
         let auth = Authority::from_static("a.b.mesh");
-        assert_eq!(prepare(&mut req, &auth, &eu).unwrap(), kept);
+        assert_eq!(prepare(&mut req, &auth, &eu, None).unwrap(), kept);
         assert!(
             req.headers()[TRACEPARENT].is_sensitive(),
             "kept out of the HPACK table"

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use meshgw_federation::model::ServiceName;
+use opentelemetry::KeyValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,6 +30,7 @@ use crate::balance::{InFlight, Target};
 use crate::body::Coalesce;
 use crate::error::{Hop, ProxyError, Reason};
 use crate::grpc;
+use crate::telemetry::{self, Kind};
 use crate::tls::ALPN_H2;
 
 /// The response body the outbound listener sends: streamed from the target, or an error text.
@@ -90,20 +92,35 @@ async fn handle(
         Ok(sp) => sp,
         Err(e) => return Ok(error_response(&e, authority.as_str())),
     };
-    let (resp, target) = match forward(req, &authority, &svc, port, &shared).await {
-        Ok((resp, target)) => (resp, Some(target)),
-        Err(e) => {
-            tracing::info!(service = %svc, error = %e, "outbound request failed");
-            (error_response(&e, &svc.to_string()), None)
-        }
-    };
+    let span = telemetry::start(
+        Kind::Client,
+        || format!("{} {svc}", req.method()),
+        || host::incoming_traceparent(&req),
+        || {
+            vec![
+                KeyValue::new("http.request.method", req.method().to_string()),
+                KeyValue::new("url.path", req.uri().path().to_string()),
+                KeyValue::new("meshgw.service", svc.to_string()),
+                KeyValue::new("meshgw.src_cluster", shared.cfg.locality.cluster.clone()),
+            ]
+        },
+    );
+    let (resp, target, failure) =
+        match forward(req, &authority, &svc, port, &shared, span.traceparent()).await {
+            Ok((resp, target)) => (resp, Some(target), None),
+            Err(e) => {
+                tracing::info!(service = %svc, error = %e, "outbound request failed");
+                let text = e.to_string();
+                (error_response(&e, &svc.to_string()), None, Some(text))
+            }
+        };
     let dst = match &target {
         Some(t) => dst_cluster(t, &shared),
         None => shared.cfg.locality.cluster.as_str(),
     };
-    shared
-        .metrics
-        .request(dst, &svc, resp.status().as_u16(), start.elapsed());
+    let status = resp.status().as_u16();
+    span.finish(status, failure.as_deref());
+    shared.metrics.request(dst, &svc, status, start.elapsed());
     Ok(resp)
 }
 
@@ -132,8 +149,9 @@ async fn forward(
     svc: &ServiceName,
     port: u16,
     shared: &Arc<Shared>,
+    span: Option<&str>,
 ) -> Result<(Response<OutBody>, Target), ProxyError> {
-    let traceparent = host::prepare(&mut req, authority, &shared.source_cluster)?;
+    let traceparent = host::prepare(&mut req, authority, &shared.source_cluster, span)?;
     let tp = traceparent.as_str();
     let limit = shared.cfg.timeouts.request;
     // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).

@@ -12,6 +12,7 @@
 //! `timeouts.drain`.
 
 mod host;
+pub(crate) use host::incoming_traceparent;
 pub mod http;
 mod pipe;
 mod pool;

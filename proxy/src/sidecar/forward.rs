@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meshgw_config::{AppProtocol, SidecarConfig};
+use opentelemetry::KeyValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -24,6 +25,7 @@ use crate::body::Coalesce;
 use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
 use crate::sidecar::app_pool::{AppBody, AppPool};
+use crate::telemetry::{self, Kind};
 
 /// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
 pub const CALLER_HEADER: &str = "x-meshgw-caller";
@@ -109,7 +111,23 @@ impl AppForwarder {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let src_cluster = self.src_cluster(&req);
-        let resp = match self.to_app(req, &caller).await {
+        let span = telemetry::start(
+            Kind::Server,
+            || format!("{} {}", req.method(), self.service),
+            || crate::outbound::incoming_traceparent(&req),
+            || {
+                vec![
+                    KeyValue::new("http.request.method", req.method().to_string()),
+                    KeyValue::new("url.path", req.uri().path().to_string()),
+                    KeyValue::new("meshgw.service", self.service.clone()),
+                    KeyValue::new("meshgw.caller", caller.to_string()),
+                    KeyValue::new("meshgw.src_cluster", src_cluster.clone()),
+                    KeyValue::new("meshgw.dst_cluster", self.cluster.clone()),
+                ]
+            },
+        );
+        let mut failure = None;
+        let resp = match self.to_app(req, &caller, span.traceparent()).await {
             // HEADERS, DATA and END_STREAM of a small response in one write.
             Ok(resp) => {
                 let (head, body) = resp.into_parts();
@@ -118,6 +136,7 @@ impl AppForwarder {
             }
             Err((status, code, why)) => {
                 tracing::warn!(%caller, app = %self.app, %status, "{why}");
+                failure = Some(why.clone());
                 let mut resp = error_response(status, why);
                 let header = format!("{code}; service={}; hop={}", self.service, Hop::App);
                 if let Ok(v) = HeaderValue::from_str(&header) {
@@ -126,6 +145,7 @@ impl AppForwarder {
                 resp
             }
         };
+        span.finish(resp.status().as_u16(), failure.as_deref());
         self.metrics.request_between(
             &src_cluster,
             &self.cluster,
@@ -185,10 +205,13 @@ impl AppForwarder {
         resp
     }
 
+    /// Sends `req` to the app with the caller's ID and, when this sidecar
+    /// records a span of it, the span's `traceparent`.
     async fn to_app(
         &self,
         req: Request<Incoming>,
         caller: &str,
+        traceparent: Option<&str>,
     ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
         let path = parts
@@ -227,6 +250,9 @@ impl AppForwarder {
             Ok(v) => parts.headers.insert(CALLER_HEADER, v),
             Err(_) => parts.headers.remove(CALLER_HEADER),
         };
+        if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
+            parts.headers.insert("traceparent", v);
+        }
         let req = Request::from_parts(parts, body);
         match tokio::time::timeout(self.request_timeout, self.pool.send(req)).await {
             Ok(Ok(resp)) => Ok(resp),

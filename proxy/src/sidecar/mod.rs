@@ -61,6 +61,9 @@ pub enum SidecarError {
     /// The outbound side failed.
     #[error("outbound listeners failed: {0}")]
     Outbound(String),
+    /// The span exporter could not start.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Completes once `rx` holds `true` (or its sender is gone).
@@ -111,6 +114,12 @@ pub async fn run_until(
 ) -> Result<(), SidecarError> {
     let cfg = Arc::new(cfg);
     let tls = Arc::new(WorkloadTls::from_config(&cfg)?);
+    let telemetry = crate::telemetry::Telemetry::start(
+        &cfg.telemetry,
+        &cfg.service.namespace,
+        &cfg.service.name,
+        &cfg.locality.cluster,
+    )?;
     let metrics = Arc::new(Metrics::new(&cfg.locality.cluster));
     let ready = Arc::new(Ready::default());
     let admin_listener = bind("the admin server", "admin.listen", cfg.admin).await?;
@@ -210,6 +219,9 @@ pub async fn run_until(
     .await;
     health.abort();
     health_gauge.abort();
+    if let Some(t) = telemetry {
+        t.shutdown().await;
+    }
     tracing::info!("sidecar stopped");
     failure.map_or(Ok(()), Err)
 }

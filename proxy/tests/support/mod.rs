@@ -277,6 +277,7 @@ pub fn config(pki: &Pki, gateway: SocketAddr, upstreams: &[&str]) -> SidecarConf
         },
         outlier: Default::default(),
         authz: None,
+        telemetry: Default::default(),
         workers: 1,
         source: d.join("sidecar.toml"),
     }

@@ -39,7 +39,7 @@ fn every_sidecar_key_is_documented_with_its_default() {
                 .find(|l| l.starts_with(&format!("| `{}` |", key.name)))
                 .unwrap_or_else(|| panic!("{heading} lacks a row for `{}`", key.name));
             let want = match key.need {
-                Need::Default(d) if key.ty == "integer" => format!("`{d}`"),
+                Need::Default(d) if key.ty == "integer" || key.ty == "number" => format!("`{d}`"),
                 Need::Default(d) => format!("`\"{d}\"`"),
                 Need::Required => "required".into(),
                 Need::Optional => "optional".into(),

@@ -121,6 +121,27 @@ fn authz_patterns_are_checked_one_by_one() {
 }
 
 #[test]
+fn telemetry_values_are_checked() {
+    let fx = Fixture::new();
+    let text = edit(
+        FULL,
+        "otlp_endpoint = \"http://127.0.0.1:4317\"",
+        "otlp_endpoint = \"127.0.0.1:4317\"",
+    );
+    let text = edit(&text, "sample_percent = 0.5", "sample_percent = 101");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "telemetry.otlp_endpoint");
+    assert_eq!(e.line, Some(line_of(&text, "otlp_endpoint")), "{e}");
+    assert!(e.message.contains("not an http:// or https:// URL"), "{e}");
+    let e = only(&errs, "telemetry.sample_percent");
+    assert!(e.message.contains("out of range; use 0 to 100"), "{e}");
+    assert_eq!(errs.0.len(), 2, "{errs}");
+    let text = edit(FULL, "sample_percent = 0.5", "sample_percent = \"all\"");
+    let e = only(&fx.errors(&text), "telemetry.sample_percent").clone();
+    assert!(e.message.contains("expected a number"), "{e}");
+}
+
+#[test]
 fn outlier_rules() {
     let fx = Fixture::new();
     let text = edit(FULL, "consecutive_5xx = 4", "consecutive_5xx = 0");

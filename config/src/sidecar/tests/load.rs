@@ -67,6 +67,12 @@ fn minimal_config_takes_documented_defaults() {
     assert_eq!(t.drain, Duration::from_secs(5));
     assert_eq!(c.outlier, outlier_defaults());
     assert_eq!(c.authz, None, "no [authz]: every mesh caller");
+    assert_eq!(c.telemetry, crate::TelemetryConfig::default());
+    assert_eq!(c.telemetry.otlp_endpoint, None, "no export unless asked");
+    assert!(
+        (c.telemetry.sample_ratio() - 0.01).abs() < 1e-12,
+        "1% of new traces"
+    );
     assert_eq!(c.workers, 1, "one thread unless asked");
 }
 
@@ -163,4 +169,18 @@ fn authz_allow_lists_are_read() {
     let text = format!("{MINIMAL}\n[authz]\nallow = []\n");
     let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.authz, Some(AuthzConfig { allow: vec![] }), "nobody");
+}
+
+#[test]
+fn telemetry_settings_are_read() {
+    let fx = Fixture::new();
+    let c = fx.load(FULL).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4317")
+    );
+    assert_eq!(c.telemetry.sample_ppm, 5_000, "0.5%");
+    let text = edit(FULL, "sample_percent = 0.5", "sample_percent = 100");
+    let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert!((c.telemetry.sample_ratio() - 1.0).abs() < 1e-12);
 }

@@ -74,6 +74,10 @@ idle = "1m"
 request = "10s"
 drain = "3s"
 
+[telemetry]
+otlp_endpoint = "http://127.0.0.1:4317"
+sample_percent = 0.5
+
 [authz]
 allow = [
   "spiffe://mesh.test/ns/default/sa/orders",
