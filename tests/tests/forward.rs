@@ -167,14 +167,17 @@ async fn an_idle_forwarded_connection_is_closed_after_the_gateway_idle_timeout()
     let gw_b = &m.clusters["b"].gateways[0];
     let (ans, mut pipe) = forward::open(gw_b, &m.pki, "default", "echo", None).await?;
     ensure!(ans.status == RouteStatus::Ok, "forward refused: {ans:?}");
+    // The gateway's last activity (relaying the echo back) comes after
+    // this instant, so the idle close cannot come before it plus 1 s (the
+    // instant after the echo arrives could be later than that activity).
+    let sent = std::time::Instant::now();
     pipe.write_all(b"ping").await?;
     let mut buf = [0u8; 4];
     pipe.read_exact(&mut buf).await?;
     ensure!(&buf == b"ping", "echo answered {buf:?}");
-    let silent = std::time::Instant::now();
     let mut rest = Vec::new();
     let end = tokio::time::timeout(Duration::from_secs(20), pipe.read_to_end(&mut rest)).await;
-    let waited = silent.elapsed();
+    let waited = sent.elapsed();
     ensure!(
         end.is_ok(),
         "the idle connection was still open after {waited:?}"
