@@ -131,5 +131,20 @@ async fn both_sidecars_export_a_span_of_a_call_chained_by_traceparent() -> Resul
         "an unsampled call was recorded: {:?}",
         collector.spans()
     );
+
+    // A collector that is not there never holds up traffic: a caller whose
+    // endpoint refuses connections starts, and its calls succeed.
+    let nobody = meshgw_tests::ports::tcp();
+    let mut spec = m.sidecar_spec("b", "default/checkout", "http", orders.addr)?;
+    spec.extra =
+        format!("[telemetry]\notlp_endpoint = \"http://{nobody}\"\nsample_percent = 100\n");
+    let lone = SidecarProc::start(spec, m.dir.path()).await?;
+    for i in 0..20 {
+        let (status, _, body) = lone.curl("payments.default.mesh", "/", &[])?;
+        ensure!(
+            status == 200 && body.contains("name=payments-a"),
+            "call {i} with the collector down: {status} {body}"
+        );
+    }
     Ok(())
 }
