@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use meshgw_config::GatewayConfig;
-use meshgw_federation::api::CatalogApi;
+use meshgw_federation::api::{CatalogApi, WritePolicy};
 use meshgw_federation::model::{Keys, Locality};
 use meshgw_federation::store::CatalogStore;
 use meshgw_identity::{Identity, RotatingCert};
@@ -111,7 +111,12 @@ pub async fn run(cfg: GatewayConfig) -> Result<()> {
             zone: cfg.cluster.zone.clone(),
         },
         Arc::new(RegistrySource(registry, Instant::now())),
-    );
+    )
+    // A sidecar changes only its own service; `[api] admins` any.
+    .with_write_policy(WritePolicy::Own {
+        trust_domain: cfg.mesh.trust_domain.clone(),
+        admins: cfg.api_admins.clone(),
+    });
     let refresher = api.clone();
     tokio::spawn(async move {
         loop {

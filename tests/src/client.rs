@@ -43,18 +43,24 @@ fn split(svc: &str) -> (String, String) {
 }
 
 impl Api {
-    /// Connects to `gw` with a workload certificate of its cluster.
+    /// Connects to `gw` with a workload certificate of its cluster, as
+    /// `default/e2e-client` (an `[api] admins` of the harness's gateways).
     pub async fn connect_to(gw: &GatewayProc, pki: &Pki) -> Result<Self> {
+        Self::connect_as(gw, pki, "default", "e2e-client").await
+    }
+
+    /// Connects to `gw` as workload `ns/name` of its cluster.
+    pub async fn connect_as(gw: &GatewayProc, pki: &Pki, ns: &str, name: &str) -> Result<Self> {
         let cluster = &gw.spec.cluster;
         let base = pki.dir.join(cluster);
         let (cert, key) = (
-            base.join("default.e2e-client.pem"),
-            base.join("default.e2e-client.key"),
+            base.join(format!("{ns}.{name}.pem")),
+            base.join(format!("{ns}.{name}.key")),
         );
         let (cert, key) = if cert.exists() {
             (cert, key)
         } else {
-            pki.workload(cluster, "default", "e2e-client")?
+            pki.workload(cluster, ns, name)?
         };
         let id = Identity::load(&cert, &key)?;
         let verifier = SpiffeServerVerifier::new(

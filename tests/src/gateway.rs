@@ -151,6 +151,14 @@ impl GatewaySpec {
         if let Some(n) = self.workers {
             writeln!(s, "\n[runtime]\nworkers = {n}").unwrap();
         }
+        // The harness's API client (`client::Api`, workload default/e2e-client)
+        // registers instances of any service, as an operator's tool would.
+        writeln!(
+            s,
+            "\n[api]\nadmins = [\"spiffe://{}/ns/default/sa/e2e-client\"]",
+            self.trust_domain
+        )
+        .unwrap();
         for p in &self.peers {
             let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
             writeln!(

@@ -153,3 +153,57 @@ async fn gateway_behind_nat_federates_both_ways_over_its_own_connection() -> Res
     .await;
     r.map_err(|e| e.context(m.logs()))
 }
+
+/// The `tonic::Status` code and message an API call failed with.
+fn status_of(r: Result<impl std::fmt::Debug>) -> Result<(tonic::Code, String)> {
+    let e = match r {
+        Ok(v) => anyhow::bail!("expected a refusal, got {v:?}"),
+        Err(e) => e,
+    };
+    let s = e
+        .downcast_ref::<tonic::Status>()
+        .ok_or_else(|| anyhow::anyhow!("not a gRPC status: {e:#}"))?;
+    Ok((s.code(), s.message().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_changes_only_its_own_service_through_the_api() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
+    let gw = &m.clusters["a"].gateways[0];
+    let mut orders = Api::connect_as(gw, &m.pki, "default", "orders").await?;
+    let mut admin = Api::connect(&m, "a").await?;
+    // Its own service: register, report health, deregister.
+    let lease = orders.register("default/orders", "o1", 60).await?;
+    orders.set_health("default/orders", "o1", false).await?;
+    orders.deregister("default/orders", "o1", lease).await?;
+    // Another service: every write is refused, naming who, what and how.
+    let (code, msg) = status_of(orders.register("default/payments", "p1", 60).await)?;
+    anyhow::ensure!(
+        code == tonic::Code::PermissionDenied
+            && msg.contains(
+                "spiffe://mesh.test/ns/default/sa/orders may not change default/payments"
+            )
+            && msg.contains("[api] admins"),
+        "{code:?}: {msg}"
+    );
+    // An admin (the harness's client, in [api] admins) registers payments;
+    // orders can neither mark it down nor remove it.
+    let lease = admin.register("default/payments", "p1", 60).await?;
+    let (code, _) = status_of(orders.set_health("default/payments", "p1", false).await)?;
+    anyhow::ensure!(code == tonic::Code::PermissionDenied, "SetHealth: {code:?}");
+    let (code, _) = status_of(orders.deregister("default/payments", "p1", lease).await)?;
+    anyhow::ensure!(
+        code == tonic::Code::PermissionDenied,
+        "Deregister: {code:?}"
+    );
+    let view = admin.cluster_view("default/payments", "a").await?;
+    anyhow::ensure!(
+        view.as_ref().is_some_and(|v| v.healthy == 1),
+        "payments should be untouched: {view:?}"
+    );
+    admin.deregister("default/payments", "p1", lease).await?;
+    Ok(())
+}

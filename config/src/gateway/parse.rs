@@ -86,6 +86,9 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
         .table_or_empty(d, "runtime", &empty)
         .and_then(|t| t.integer(d, "workers", 0, 256))
         .map(|w| usize::try_from(w.value).ok().filter(|&n| n > 0));
+    let api_admins = root
+        .table_or_empty(d, "api", &empty)
+        .and_then(|t| read_admins(&t, d));
     let own_name = cluster.as_ref().map(|c: &ClusterConfig| c.name.as_str());
     let peers = peers::read_peers(&root.tables(d, "peers"), d, own_name);
     let exports = peers::read_exports(&root.tables(d, "exports"), d, &peers.names);
@@ -98,10 +101,27 @@ fn build(root: &View<'_>, d: &mut Diag, source: PathBuf) -> Option<GatewayConfig
         sync: sync?,
         timeouts: timeouts?,
         workers: workers?,
+        api_admins: api_admins?,
         peers: peers.peers?,
         exports: exports?,
         source,
     })
+}
+
+/// `[api] admins`: caller patterns, each checked (an absent key: none).
+fn read_admins(t: &View<'_>, d: &mut Diag) -> Option<Vec<crate::CallerPattern>> {
+    if !t.has("admins") {
+        return Some(Vec::new());
+    }
+    let entries = t.strings(d, "admins")?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match crate::CallerPattern::parse(&e.value) {
+            Ok(p) => out.push(p),
+            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path("admins")), msg),
+        }
+    }
+    (out.len() == entries.len()).then_some(out)
 }
 
 fn read_mesh(t: &View<'_>, d: &mut Diag) -> Option<MeshConfig> {

@@ -41,6 +41,12 @@ pub static GATEWAY_SCHEMA: TableSpec = TableSpec {
             Optional,
             "How many threads run the gateway.",
         ),
+        KeySpec::table(
+            "api",
+            &API,
+            Optional,
+            "Who may change which service through the catalog API.",
+        ),
         KeySpec::tables(
             "peers",
             &PEER,
@@ -250,6 +256,16 @@ static TIMEOUTS: TableSpec = TableSpec {
             "A forwarded connection with no bytes either way for this long is closed.",
         ),
     ],
+};
+
+static API: TableSpec = TableSpec {
+    header: "[api]",
+    keys: &[KeySpec::value(
+        "admins",
+        "array of strings",
+        Optional,
+        "Callers that may register, update and remove instances of any service, by SPIFFE ID or a prefix ending in `/*` (e.g. `\"spiffe://mesh.example/ns/ops/*\"`). Every other caller (a sidecar) may change only the service its own ID names, `spiffe://<trust domain>/ns/<namespace>/sa/<name>`.",
+    )],
 };
 
 static RUNTIME: TableSpec = TableSpec {

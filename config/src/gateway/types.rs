@@ -25,6 +25,9 @@ pub struct GatewayConfig {
     /// `[runtime] workers`: threads that run the gateway (`None`: one per CPU
     /// core; 1: one thread, no hand-offs between threads).
     pub workers: Option<usize>,
+    /// `[api] admins`: callers that may change any service through the
+    /// catalog API (others only their own).
+    pub api_admins: Vec<crate::CallerPattern>,
     /// `[[peers]]`: gateways of other clusters, in file order.
     pub peers: Vec<PeerConfig>,
     /// `[[exports]]`: which local services are offered to which peers.

@@ -19,6 +19,7 @@ mod server;
 mod service;
 mod views;
 mod watch;
+mod writers;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub use error::ApiError;
 pub use pb::catalog_server::CatalogServer;
 pub use pb::{PeerView, catalog_client::CatalogClient};
 pub use server::{PeerInfo, serve};
+pub use writers::WritePolicy;
 
 /// The generated protobuf messages and tonic client/server of `meshgw.catalog.v1`.
 #[allow(missing_docs, clippy::all)]
@@ -67,6 +69,8 @@ pub struct CatalogApi {
     /// The last catalog view read from the store, served while the store is
     /// unavailable (see [`CatalogApi::refresh_view`]).
     last_view: Arc<std::sync::Mutex<Option<pb::ListServicesResponse>>>,
+    /// Who may change which service.
+    writers: Arc<WritePolicy>,
 }
 
 impl CatalogApi {
@@ -86,7 +90,15 @@ impl CatalogApi {
             peers,
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             last_view: Arc::default(),
+            writers: Arc::new(WritePolicy::Open),
         }
+    }
+
+    /// Enforces `policy` on Register, SetHealth and Deregister (the default
+    /// is [`WritePolicy::Open`]).
+    pub fn with_write_policy(mut self, policy: WritePolicy) -> Self {
+        self.writers = Arc::new(policy);
+        self
     }
 
     /// Ends every open Watch and KeepAlive stream (now and later) with

@@ -16,6 +16,15 @@ impl Catalog for CatalogApi {
         req: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let caller = super::PeerInfo::of(&req).unwrap_or_default();
+        if let Some(svc) = req
+            .get_ref()
+            .instance
+            .as_ref()
+            .and_then(|i| i.service.as_ref())
+        {
+            self.writers
+                .check(caller.spiffe_id.as_deref(), &svc.namespace, &svc.name)?;
+        }
         let resp = self.do_register(req.into_inner()).await;
         if let Ok(r) = &resp {
             tracing::info!(
@@ -65,6 +74,10 @@ impl Catalog for CatalogApi {
         &self,
         req: Request<pb::SetHealthRequest>,
     ) -> Result<Response<pb::SetHealthResponse>, Status> {
+        let caller = super::PeerInfo::of(&req).unwrap_or_default();
+        let r = req.get_ref();
+        self.writers
+            .check(caller.spiffe_id.as_deref(), &r.namespace, &r.service)?;
         self.do_set_health(req.into_inner())
             .await
             .map(Response::new)
@@ -74,6 +87,10 @@ impl Catalog for CatalogApi {
         &self,
         req: Request<pb::DeregisterRequest>,
     ) -> Result<Response<pb::DeregisterResponse>, Status> {
+        let caller = super::PeerInfo::of(&req).unwrap_or_default();
+        let r = req.get_ref();
+        self.writers
+            .check(caller.spiffe_id.as_deref(), &r.namespace, &r.service)?;
         self.do_deregister(req.into_inner())
             .await
             .map(Response::new)

@@ -31,8 +31,9 @@ fn unknown_key_suggests_nearest_with_line() {
         "{e}"
     );
     assert!(
-        e.message
-            .contains("mesh, cluster, listen, store, tls, sync, timeouts, runtime, peers, exports"),
+        e.message.contains(
+            "mesh, cluster, listen, store, tls, sync, timeouts, runtime, api, peers, exports"
+        ),
         "{e}"
     );
     let shown = e.to_string();

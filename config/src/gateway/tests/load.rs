@@ -153,6 +153,29 @@ fn runtime_workers_are_read_with_zero_for_one_per_core() {
 }
 
 #[test]
+fn api_admins_are_read_and_checked() {
+    let fx = Fixture::new();
+    let c = fx.load(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.api_admins.is_empty(), "no admins unless listed");
+    let text = format!(
+        "{MINIMAL}\n[api]\nadmins = [\"spiffe://mesh.example/ns/ops/*\", \"spiffe://mesh.example/ns/ci/sa/deploy\"]\n"
+    );
+    let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.api_admins,
+        [
+            crate::CallerPattern::Prefix("spiffe://mesh.example/ns/ops/".into()),
+            crate::CallerPattern::Exact("spiffe://mesh.example/ns/ci/sa/deploy".into()),
+        ]
+    );
+    let text = format!("{MINIMAL}\n[api]\nadmins = [\"ops\"]\n");
+    let errs = fx.errors(&text);
+    let e = only(&errs, "api.admins[0]");
+    assert_eq!(e.line, Some(line_of(&text, "admins = ")));
+    assert!(e.message.contains("does not start with spiffe://"), "{e}");
+}
+
+#[test]
 fn inline_array_of_tables_is_accepted() {
     let fx = Fixture::new();
     // Top-level keys must precede the first table header.

@@ -72,6 +72,11 @@ heartbeat_interval = "500ms"
 peer_timeout = "3s"
 stale_after = "3s"
 import_ttl = "1m"
+
+# Through the API each sidecar registers only its own service; uncomment to
+# let an operator's identity manage every service:
+# [api]
+# admins = ["spiffe://{trust_domain}/ns/ops/*"]
 "#,
         name = c.name,
         cloud = c.cloud,
@@ -181,6 +186,24 @@ listen = "{admin}"
 
 [timeouts]
 connect = "2s"
+
+# Uncomment to let only some callers in (others get 403, gRPC PERMISSION_DENIED
+# or a reset TCP connection), by the SPIFFE ID their certificate proves:
+# [authz]
+# allow = ["spiffe://{trust_domain}/ns/default/*"]
+
+# Uncomment to export a span of each proxied request to an OpenTelemetry
+# collector (OTLP/gRPC), for 1% of new traces:
+# [telemetry]
+# otlp_endpoint = "http://127.0.0.1:4317"
+# sample_percent = 1
+
+# When a failing instance (or remote cluster) leaves load balancing:
+# [outlier]
+# consecutive_connect_failures = 3
+# consecutive_5xx = 5
+# base_ejection_time = "10s"
+# max_ejection_time = "5m"
 "#,
         svc = w.service,
         protocol = w.protocol,
