@@ -49,6 +49,7 @@ locals {
       sync         = var.sync
       timeouts     = var.timeouts
       workers      = var.workers
+      api_admins   = var.api_admins
       peers        = local.peers
       exports      = var.exports
     })

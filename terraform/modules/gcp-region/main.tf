@@ -38,6 +38,7 @@ module "config" {
   sync               = var.sync
   timeouts           = var.timeouts
   workers            = var.workers
+  api_admins         = var.api_admins
   sidecars           = var.sidecars
   config_dir         = "/etc/meshgw"
   zone_command       = local.zone_command

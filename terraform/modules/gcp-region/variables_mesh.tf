@@ -171,6 +171,16 @@ variable "workers" {
   }
 }
 
+variable "api_admins" {
+  description = "Callers that may register, update and remove instances of any service through each gateway's catalog API (`[api] admins`): SPIFFE IDs, or prefixes ending in /* such as \"spiffe://mesh.example/ns/ops/*\". Every other caller (a sidecar) may change only its own service. Empty: none."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.api_admins : can(regex("^spiffe://[a-z0-9.-]+/[^*]+$", a)) || can(regex("^spiffe://[a-z0-9.-]+/([^*]*/)?\\*$", a))])
+    error_message = "api_admins entries must be spiffe://<trust domain>/<path> IDs, or prefixes ending in /* (a * only at the end, after a /)."
+  }
+}
+
 variable "sidecars" {
   description = <<-EOT
     Sidecar configs to render, one per workload, keyed by an id used in file

@@ -23,6 +23,7 @@ module "config" {
   sync               = var.sync
   timeouts           = var.timeouts
   workers            = var.workers
+  api_admins         = var.api_admins
   sidecars           = var.sidecars
   config_dir         = local.dir
   binary_path        = "${local.dir}/bin/meshgw"

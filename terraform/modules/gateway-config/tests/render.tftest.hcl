@@ -198,3 +198,30 @@ run "rejects_an_out_of_range_worker_count" {
   }
   expect_failures = [var.workers]
 }
+
+run "renders_api_admins" {
+  command = plan
+  variables {
+    api_admins = ["spiffe://mesh.example/ns/ops/*", "spiffe://mesh.example/ns/ci/sa/deploy"]
+  }
+  assert {
+    condition     = strcontains(output.gateway_config, "[api]\nadmins = [\"spiffe://mesh.example/ns/ops/*\",\"spiffe://mesh.example/ns/ci/sa/deploy\"]\n")
+    error_message = "api_admins renders as [api] admins"
+  }
+}
+
+run "leaves_api_out_by_default" {
+  command = plan
+  assert {
+    condition     = !strcontains(output.gateway_config, "[api]")
+    error_message = "no [api] table unless api_admins is set"
+  }
+}
+
+run "rejects_an_admin_that_is_not_a_spiffe_pattern" {
+  command = plan
+  variables {
+    api_admins = ["spiffe://mesh.example/ns/*/sa/x"]
+  }
+  expect_failures = [var.api_admins]
+}

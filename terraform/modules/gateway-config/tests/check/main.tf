@@ -36,6 +36,7 @@ module "east" {
   sync         = { heartbeat_interval = "500ms", peer_timeout = "3s" }
   timeouts     = { connect = "1s", idle = "10m" }
   workers      = 1
+  api_admins   = ["spiffe://mesh.test/ns/ops/*"]
   sidecars = {
     payments = {
       service        = "default/payments"
