@@ -74,6 +74,11 @@ pub fn client_config(
 
 /// Like [`server_config`], presenting the certificate `cert` holds at each
 /// handshake (a replaced one from the next handshake on).
+///
+/// Sessions are never resumed: a resumed handshake verifies no certificate,
+/// so a peer admitted before a rotation (or before its root left a
+/// reloaded bundle, see [`SpiffeClientVerifier::replace`]) could otherwise
+/// reconnect on its ticket for as long as the ticket lives.
 pub fn rotating_server_config(
     cert: Arc<RotatingCert>,
     verifier: Arc<SpiffeClientVerifier>,
@@ -81,11 +86,14 @@ pub fn rotating_server_config(
 ) -> Result<ServerConfig, IdentityError> {
     let mut config = server_builder(verifier)?.with_cert_resolver(cert);
     config.alpn_protocols = alpn_list(alpn);
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
 /// Like [`client_config`], presenting the certificate `cert` holds at each
-/// handshake.
+/// handshake; like [`rotating_server_config`], it never resumes a session,
+/// so every handshake checks the server against the current bundle.
 pub fn rotating_client_config(
     cert: Arc<RotatingCert>,
     verifier: Arc<SpiffeServerVerifier>,
@@ -93,5 +101,6 @@ pub fn rotating_client_config(
 ) -> Result<ClientConfig, IdentityError> {
     let mut config = client_builder(verifier)?.with_client_cert_resolver(cert);
     config.alpn_protocols = alpn_list(alpn);
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }

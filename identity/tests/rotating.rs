@@ -58,16 +58,16 @@ async fn the_next_handshake_presents_a_replaced_certificate_on_both_sides() {
         )
         .unwrap(),
     );
-    let mut client = rotating_client_config(
-        b_cert.clone(),
-        Arc::new(SpiffeServerVerifier::new("a", pki.root(), pki.gateway_id("a")).unwrap()),
-        &[b"meshgw/1"],
-    )
-    .unwrap();
-    // Every handshake a full one: a resumed session shows the certificates
-    // of the session it resumes.
-    client.resumption = rustls::client::Resumption::disabled();
-    let client = Arc::new(client);
+    // Every handshake a full one (the rotating configs never resume): a
+    // resumed session would show the certificates of the session it resumes.
+    let client = Arc::new(
+        rotating_client_config(
+            b_cert.clone(),
+            Arc::new(SpiffeServerVerifier::new("a", pki.root(), pki.gateway_id("a")).unwrap()),
+            &[b"meshgw/1"],
+        )
+        .unwrap(),
+    );
     assert_eq!(
         leaves(client.clone(), server.clone()).await,
         (a.chain[0].to_vec(), b.chain[0].to_vec())
@@ -103,4 +103,74 @@ async fn the_next_handshake_presents_a_replaced_certificate_on_both_sides() {
     let err = a_cert.replace(&mismatched).unwrap_err();
     assert!(matches!(err, IdentityError::Tls { .. }), "{err}");
     assert_eq!(leaves(client, server).await.0, a2.chain[0].to_vec());
+}
+
+/// One handshake over an in-memory pipe: how the server saw it (full or
+/// resumed), or why either side failed.
+async fn server_handshake(
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+) -> Result<rustls::HandshakeKind, String> {
+    let (c_io, s_io) = tokio::io::duplex(64 * 1024);
+    let client_side = async move {
+        let name = ServerName::try_from("peer.mesh").unwrap();
+        let mut tls = TlsConnector::from(client)
+            .connect(name, c_io)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut one = [0u8; 1];
+        tls.read_exact(&mut one).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    };
+    let server_side = async move {
+        let mut tls = TlsAcceptor::from(server)
+            .accept(s_io)
+            .await
+            .map_err(|e| e.to_string())?;
+        let kind = tls.get_ref().1.handshake_kind();
+        tls.write_all(b"!").await.map_err(|e| e.to_string())?;
+        tls.flush().await.map_err(|e| e.to_string())?;
+        kind.ok_or_else(|| "no handshake kind".to_string())
+    };
+    let (c, s) = tokio::join!(client_side, server_side);
+    c?;
+    s
+}
+
+#[tokio::test]
+async fn no_session_is_resumed_so_a_root_dropped_from_the_bundle_is_refused_at_once() {
+    let pki = Pki::new("mesh.local", &["a", "b"]);
+    let other = Pki::new("mesh.local", &["c"]);
+    let a_cert = RotatingCert::new(&pki.gateway("a")).unwrap();
+    let b_cert = RotatingCert::new(&pki.gateway("b")).unwrap();
+    let verifier =
+        Arc::new(SpiffeClientVerifier::new(vec![exact("b", &pki, &pki.gateway_id("b"))]).unwrap());
+    let server =
+        Arc::new(rotating_server_config(a_cert, verifier.clone(), &[b"meshgw/1"]).unwrap());
+    // A client that would resume if it could: the server must not let it.
+    let mut client = rotating_client_config(
+        b_cert,
+        Arc::new(SpiffeServerVerifier::new("a", pki.root(), pki.gateway_id("a")).unwrap()),
+        &[b"meshgw/1"],
+    )
+    .unwrap();
+    client.resumption = rustls::client::Resumption::default();
+    let client = Arc::new(client);
+    for i in 0..2 {
+        let kind = server_handshake(client.clone(), server.clone()).await;
+        assert_eq!(kind, Ok(rustls::HandshakeKind::Full), "handshake {i}");
+    }
+    // The operator drops b's root from the bundle: the very next
+    // connection from b is refused, ticket or not.
+    let entry = meshgw_identity::TrustEntry {
+        name: "b".into(),
+        bundle: other.root(),
+        allowed: meshgw_identity::SpiffeMatch::Exact(pki.gateway_id("b")),
+    };
+    assert!(verifier.replace(vec![entry]).unwrap());
+    let refused = server_handshake(client, server).await;
+    assert!(
+        refused.is_err(),
+        "b was let in after its root was dropped: {refused:?}"
+    );
 }

@@ -152,7 +152,11 @@ impl Health {
             .ejection
             .saturating_mul(factor)
             .min(policy.max_ejection);
-        self.ejected = Some((now + length, why));
+        // The config caps both times at a day; never overflow the clock.
+        let until = now
+            .checked_add(length)
+            .unwrap_or(now + Duration::from_secs(24 * 3600));
+        self.ejected = Some((until, why));
         why
     }
 }

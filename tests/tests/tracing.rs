@@ -139,6 +139,7 @@ async fn both_sidecars_export_a_span_of_a_call_chained_by_traceparent() -> Resul
     spec.extra =
         format!("[telemetry]\notlp_endpoint = \"http://{nobody}\"\nsample_percent = 100\n");
     let lone = SidecarProc::start(spec, m.dir.path()).await?;
+    let began = std::time::Instant::now();
     for i in 0..20 {
         let (status, _, body) = lone.curl("payments.default.mesh", "/", &[])?;
         ensure!(
@@ -146,5 +147,12 @@ async fn both_sidecars_export_a_span_of_a_call_chained_by_traceparent() -> Resul
             "call {i} with the collector down: {status} {body}"
         );
     }
+    // A call that waited on the exporter would wait its 5 s timeout: 20
+    // calls in under 10 s means at most one could have (they take ~1 s).
+    ensure!(
+        began.elapsed() < Duration::from_secs(10),
+        "20 calls took {:?} with the collector down",
+        began.elapsed()
+    );
     Ok(())
 }

@@ -271,6 +271,25 @@ pub(super) fn timeouts(t: &View<'_>, d: &mut Diag) -> Option<Timeouts> {
     })
 }
 
+/// Reads a positive duration of at most 24 hours (an ejection longer than
+/// that is a typo, and would overflow the clock arithmetic).
+fn at_most_a_day(
+    t: &View<'_>,
+    d: &mut Diag,
+    key: &str,
+) -> Option<crate::read::Spanned<std::time::Duration>> {
+    let v = t.positive_duration(d, key)?;
+    if v.value > std::time::Duration::from_secs(24 * 3600) {
+        let msg = format!(
+            "{} is longer than a day; use at most \"24h\"",
+            humantime::format_duration(v.value)
+        );
+        d.push(v.line, &t.key_path(key), msg);
+        return None;
+    }
+    Some(v)
+}
+
 pub(super) fn outlier(t: &View<'_>, d: &mut Diag) -> Option<OutlierConfig> {
     let count = |d: &mut Diag, key: &str| {
         t.integer(d, key, 1, 1000)
@@ -278,8 +297,8 @@ pub(super) fn outlier(t: &View<'_>, d: &mut Diag) -> Option<OutlierConfig> {
     };
     let connect = count(d, "consecutive_connect_failures");
     let errors = count(d, "consecutive_5xx");
-    let base = t.positive_duration(d, "base_ejection_time");
-    let max = t.positive_duration(d, "max_ejection_time");
+    let base = at_most_a_day(t, d, "base_ejection_time");
+    let max = at_most_a_day(t, d, "max_ejection_time");
     if let (Some(b), Some(m)) = (&base, &max)
         && m.value < b.value
     {
@@ -313,12 +332,12 @@ pub(super) fn authz(t: &View<'_>, d: &mut Diag) -> Option<super::AuthzConfig> {
 pub(super) fn telemetry(t: &View<'_>, d: &mut Diag) -> Option<TelemetryConfig> {
     let endpoint = t.has("otlp_endpoint").then(|| {
         t.parse(d, "otlp_endpoint", "a string", |s| {
-            let rest = s
-                .strip_prefix("http://")
-                .or_else(|| s.strip_prefix("https://"))
-                .ok_or_else(|| {
-                    "not an http:// or https:// URL; write the collector's OTLP/gRPC address, e.g. \"http://127.0.0.1:4317\"".to_string()
-                })?;
+            if s.starts_with("https://") {
+                return Err("TLS to the collector is not supported; point the sidecar at a collector (or agent) on the same host or network over http://, e.g. \"http://127.0.0.1:4317\"".to_string());
+            }
+            let rest = s.strip_prefix("http://").ok_or_else(|| {
+                "not an http:// URL; write the collector's OTLP/gRPC address, e.g. \"http://127.0.0.1:4317\"".to_string()
+            })?;
             crate::checks::check_host_port(rest.trim_end_matches('/'))
                 .map_err(|e| format!("{e}, after the scheme"))?;
             Ok(s.to_string())

@@ -200,6 +200,7 @@ enum PerRequest {
 /// `opts.requests` requests go to `addr`, after `opts.warmup` uncounted.
 async fn measure(
     dir: &Path,
+    label: &str,
     addr: SocketAddr,
     path: &str,
     procs: &[Counted],
@@ -224,7 +225,9 @@ async fn measure(
             let mut rec = procs
                 .iter()
                 .map(|p| {
-                    let file = format!("{}.data", p.name.replace([' ', '(', ')'], ""));
+                    // A process serves more than one path: name the file by both.
+                    let stem = format!("{label}-{}", p.name);
+                    let file = format!("{}.data", stem.replace([' ', '(', ')', '/'], ""));
                     perfstat::PerfStat::record(p.pid, &dir.join(file))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -393,7 +396,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
     let mut rows: Vec<(&str, &Vec<Counted>, Vec<PerRequest>)> = Vec::new();
     for (name, addr, procs) in &paths {
         eprintln!("{name}: {} requests...", opts.requests);
-        let per = measure(&dir_path, *addr, &url_path, procs, &opts).await?;
+        let per = measure(&dir_path, name, *addr, &url_path, procs, &opts).await?;
         rows.push((*name, procs, per));
     }
     let md = match opts.counter {

@@ -132,13 +132,23 @@ fn telemetry_values_are_checked() {
     let errs = fx.errors(&text);
     let e = only(&errs, "telemetry.otlp_endpoint");
     assert_eq!(e.line, Some(line_of(&text, "otlp_endpoint")), "{e}");
-    assert!(e.message.contains("not an http:// or https:// URL"), "{e}");
+    assert!(e.message.contains("not an http:// URL"), "{e}");
     let e = only(&errs, "telemetry.sample_percent");
     assert!(e.message.contains("out of range; use 0 to 100"), "{e}");
     assert_eq!(errs.0.len(), 2, "{errs}");
     let text = edit(FULL, "sample_percent = 0.5", "sample_percent = \"all\"");
     let e = only(&fx.errors(&text), "telemetry.sample_percent").clone();
     assert!(e.message.contains("expected a number"), "{e}");
+    let text = edit(
+        FULL,
+        "http://127.0.0.1:4317",
+        "https://collector.example:4317",
+    );
+    let e = only(&fx.errors(&text), "telemetry.otlp_endpoint").clone();
+    assert!(
+        e.message.contains("TLS to the collector is not supported"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -177,6 +187,13 @@ fn outlier_rules() {
         "expected an integer, found string",
     );
     assert_eq!(errs.0.len(), 3, "{errs}");
+    let text = edit(
+        FULL,
+        "base_ejection_time = \"30s\"",
+        "base_ejection_time = \"3000y\"",
+    );
+    let e = only(&fx.errors(&text), "outlier.base_ejection_time").clone();
+    assert!(e.message.contains("longer than a day"), "{e}");
 }
 
 #[test]
