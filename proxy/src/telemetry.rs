@@ -13,15 +13,18 @@
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use meshgw_config::TelemetryConfig;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
+    SpanExporter,
 };
 
 pub use opentelemetry::trace::SpanKind as Kind;
@@ -70,6 +73,11 @@ impl Telemetry {
             .with_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| err(e.to_string()))?;
+        let exporter = Reported {
+            inner: exporter,
+            endpoint: endpoint.clone(),
+            failing: AtomicBool::new(false),
+        };
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(
                 BatchConfigBuilder::default()
@@ -109,6 +117,46 @@ impl Telemetry {
         if let Ok(Err(e)) = done {
             tracing::warn!(error = %e, "not every span was exported at shutdown");
         }
+    }
+}
+
+/// The OTLP exporter, reporting in the sidecar's log when exports start
+/// failing (once, not every batch) and when they work again: spans are
+/// dropped meanwhile, and the operator should know.
+#[derive(Debug)]
+struct Reported<E> {
+    inner: E,
+    endpoint: String,
+    failing: AtomicBool,
+}
+
+impl<E: SpanExporter> SpanExporter for Reported<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let result = self.inner.export(batch).await;
+        match &result {
+            Err(e) if !self.failing.swap(true, Ordering::Relaxed) => tracing::warn!(
+                endpoint = %self.endpoint, spans, error = %e,
+                "exporting request spans failed; they are dropped until the collector answers (is it running at [telemetry] otlp_endpoint?)"
+            ),
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!(endpoint = %self.endpoint, "exporting request spans again")
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

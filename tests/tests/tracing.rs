@@ -154,5 +154,14 @@ async fn both_sidecars_export_a_span_of_a_call_chained_by_traceparent() -> Resul
         "20 calls took {:?} with the collector down",
         began.elapsed()
     );
+    // The failing export is reported in the sidecar's log.
+    let failed = "exporting request spans failed";
+    wait::until(
+        "the sidecar reports the failing export",
+        Duration::from_secs(20),
+        || async { Ok(lone.log_text().contains(failed).then_some(())) },
+    )
+    .await
+    .map_err(|e| e.context(lone.log_text()))?;
     Ok(())
 }
