@@ -193,44 +193,44 @@ impl<'a> View<'a> {
     /// Reads an integer in `min..=max`; an absent key reads as its schema
     /// default (written as a plain number, e.g. `Default("1")`).
     pub fn integer(&self, diag: &mut Diag, key: &str, min: i64, max: i64) -> Option<Spanned<i64>> {
-        let (value, line) = match self.table.get(key) {
-            Some(item) => match item.as_integer() {
-                Some(v) => (v, diag.line(item.span())),
-                None => {
-                    self.wrong_type(diag, key, item, "an integer");
-                    return None;
-                }
-            },
-            None => match self.spec_of(key).need {
-                Need::Default(v) => (v.parse().expect("schema default is an integer"), self.line),
-                Need::Required => {
-                    self.missing(diag, key, "");
-                    return None;
-                }
-                Need::Optional | Need::RequiredWhen(_) => return None,
-            },
-        };
-        if !(min..=max).contains(&value) {
-            let msg = format!("{value} is out of range; use {min} to {max}");
-            diag.push(line, &self.key_path(key), msg);
-            return None;
-        }
-        Some(Spanned { value, line })
+        self.ranged(diag, key, min, max, "an integer", |item| item.as_integer())
     }
 
     /// Reads a number (integer or float) in `min..=max`; an absent key reads
     /// as its schema default (a plain number, e.g. `Default("1")`).
     pub fn number(&self, diag: &mut Diag, key: &str, min: f64, max: f64) -> Option<Spanned<f64>> {
+        self.ranged(diag, key, min, max, "a number", |item| {
+            item.as_float().or(item.as_integer().map(|i| i as f64))
+        })
+    }
+
+    /// Reads `key` with `read` (`expected` names what it takes), or its
+    /// schema default when absent, and checks it lies in `min..=max`.
+    fn ranged<T>(
+        &self,
+        diag: &mut Diag,
+        key: &str,
+        min: T,
+        max: T,
+        expected: &str,
+        read: impl FnOnce(&Item) -> Option<T>,
+    ) -> Option<Spanned<T>>
+    where
+        T: Copy + PartialOrd + std::fmt::Display + std::str::FromStr,
+    {
         let (value, line) = match self.table.get(key) {
-            Some(item) => match item.as_float().or(item.as_integer().map(|i| i as f64)) {
+            Some(item) => match read(item) {
                 Some(v) => (v, diag.line(item.span())),
                 None => {
-                    self.wrong_type(diag, key, item, "a number");
+                    self.wrong_type(diag, key, item, expected);
                     return None;
                 }
             },
             None => match self.spec_of(key).need {
-                Need::Default(v) => (v.parse().expect("schema default is a number"), self.line),
+                Need::Default(v) => match v.parse() {
+                    Ok(v) => (v, self.line),
+                    Err(_) => panic!("schema bug: the default of `{key}` is not {expected}"),
+                },
                 Need::Required => {
                     self.missing(diag, key, "");
                     return None;
