@@ -113,15 +113,7 @@ fn read_admins(t: &View<'_>, d: &mut Diag) -> Option<Vec<crate::CallerPattern>> 
     if !t.has("admins") {
         return Some(Vec::new());
     }
-    let entries = t.strings(d, "admins")?;
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        match crate::CallerPattern::parse(&e.value) {
-            Ok(p) => out.push(p),
-            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path("admins")), msg),
-        }
-    }
-    (out.len() == entries.len()).then_some(out)
+    crate::sidecar::read_patterns(t, d, "admins")
 }
 
 fn read_mesh(t: &View<'_>, d: &mut Diag) -> Option<MeshConfig> {

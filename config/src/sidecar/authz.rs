@@ -6,6 +6,8 @@
 use std::fmt;
 
 use crate::checks::is_trust_domain;
+use crate::error::Diag;
+use crate::read::View;
 
 /// `[authz]`: the callers allowed; anyone else is refused (HTTP 403, a TCP
 /// connection reset) at the inbound listener.
@@ -75,6 +77,21 @@ impl fmt::Display for CallerPattern {
             CallerPattern::Prefix(p) => write!(f, "{p}*"),
         }
     }
+}
+
+/// Reads `key` of `t` as an array of caller patterns (`[authz] allow`,
+/// `[api] admins`), reporting each bad entry at its own line and index.
+/// `None` when the key is absent (reported if required) or an entry is bad.
+pub(crate) fn read_patterns(t: &View<'_>, d: &mut Diag, key: &str) -> Option<Vec<CallerPattern>> {
+    let entries = t.strings(d, key)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match CallerPattern::parse(&e.value) {
+            Ok(p) => out.push(p),
+            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path(key)), msg),
+        }
+    }
+    (out.len() == entries.len()).then_some(out)
 }
 
 #[cfg(test)]

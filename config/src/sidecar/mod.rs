@@ -13,6 +13,7 @@ mod types;
 mod tests;
 
 pub use any::{AnyConfig, load_any};
+pub(crate) use authz::read_patterns;
 pub use authz::{AuthzConfig, CallerPattern};
 pub use schema::SIDECAR_SCHEMA;
 pub use types::{

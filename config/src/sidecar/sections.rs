@@ -318,15 +318,7 @@ pub(super) fn outlier(t: &View<'_>, d: &mut Diag) -> Option<OutlierConfig> {
 }
 
 pub(super) fn authz(t: &View<'_>, d: &mut Diag) -> Option<super::AuthzConfig> {
-    let entries = t.strings(d, "allow")?;
-    let mut allow = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        match super::CallerPattern::parse(&e.value) {
-            Ok(p) => allow.push(p),
-            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path("allow")), msg),
-        }
-    }
-    (allow.len() == entries.len()).then_some(super::AuthzConfig { allow })
+    super::authz::read_patterns(t, d, "allow").map(|allow| super::AuthzConfig { allow })
 }
 
 pub(super) fn telemetry(t: &View<'_>, d: &mut Diag) -> Option<TelemetryConfig> {
