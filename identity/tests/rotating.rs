@@ -16,30 +16,55 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// One handshake; returns (the server's leaf as the client saw it, the
-/// client's leaf as the server saw it).
-async fn leaves(
+/// One handshake over an in-memory pipe: the server's leaf as the client
+/// saw it, the client's leaf as the server saw it, and whether the server
+/// ran a full or a resumed handshake; or why either side failed.
+async fn handshake(
     client: Arc<rustls::ClientConfig>,
     server: Arc<rustls::ServerConfig>,
-) -> (Vec<u8>, Vec<u8>) {
+) -> Result<(Vec<u8>, Vec<u8>, rustls::HandshakeKind), String> {
+    let err = |e: std::io::Error| e.to_string();
+    let leaf = |certs: Option<&[rustls::pki_types::CertificateDer<'_>]>| {
+        certs
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .ok_or_else(|| "no peer certificate".to_string())
+    };
     let (c_io, s_io) = tokio::io::duplex(64 * 1024);
     let client_side = async move {
         let name = ServerName::try_from("peer.mesh").unwrap();
         let mut tls = TlsConnector::from(client)
             .connect(name, c_io)
             .await
-            .unwrap();
+            .map_err(err)?;
         let mut one = [0u8; 1];
-        tls.read_exact(&mut one).await.unwrap();
-        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        tls.read_exact(&mut one).await.map_err(err)?;
+        leaf(tls.get_ref().1.peer_certificates())
     };
     let server_side = async move {
-        let mut tls = TlsAcceptor::from(server).accept(s_io).await.unwrap();
-        tls.write_all(b"!").await.unwrap();
-        tls.flush().await.unwrap();
-        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        let mut tls = TlsAcceptor::from(server).accept(s_io).await.map_err(err)?;
+        let kind = tls
+            .get_ref()
+            .1
+            .handshake_kind()
+            .ok_or("no handshake kind")?;
+        tls.write_all(b"!").await.map_err(err)?;
+        tls.flush().await.map_err(err)?;
+        Ok::<_, String>((leaf(tls.get_ref().1.peer_certificates())?, kind))
     };
-    tokio::join!(client_side, server_side)
+    let (c, s) = tokio::join!(client_side, server_side);
+    let (client_leaf, kind) = s?;
+    Ok((c?, client_leaf, kind))
+}
+
+/// One handshake that must succeed; returns (the server's leaf as the
+/// client saw it, the client's leaf as the server saw it).
+async fn leaves(
+    client: Arc<rustls::ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+) -> (Vec<u8>, Vec<u8>) {
+    let (server_leaf, client_leaf, _) = handshake(client, server).await.unwrap();
+    (server_leaf, client_leaf)
 }
 
 #[tokio::test]
@@ -105,38 +130,6 @@ async fn the_next_handshake_presents_a_replaced_certificate_on_both_sides() {
     assert_eq!(leaves(client, server).await.0, a2.chain[0].to_vec());
 }
 
-/// One handshake over an in-memory pipe: how the server saw it (full or
-/// resumed), or why either side failed.
-async fn server_handshake(
-    client: Arc<rustls::ClientConfig>,
-    server: Arc<rustls::ServerConfig>,
-) -> Result<rustls::HandshakeKind, String> {
-    let (c_io, s_io) = tokio::io::duplex(64 * 1024);
-    let client_side = async move {
-        let name = ServerName::try_from("peer.mesh").unwrap();
-        let mut tls = TlsConnector::from(client)
-            .connect(name, c_io)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut one = [0u8; 1];
-        tls.read_exact(&mut one).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(())
-    };
-    let server_side = async move {
-        let mut tls = TlsAcceptor::from(server)
-            .accept(s_io)
-            .await
-            .map_err(|e| e.to_string())?;
-        let kind = tls.get_ref().1.handshake_kind();
-        tls.write_all(b"!").await.map_err(|e| e.to_string())?;
-        tls.flush().await.map_err(|e| e.to_string())?;
-        kind.ok_or_else(|| "no handshake kind".to_string())
-    };
-    let (c, s) = tokio::join!(client_side, server_side);
-    c?;
-    s
-}
-
 #[tokio::test]
 async fn no_session_is_resumed_so_a_root_dropped_from_the_bundle_is_refused_at_once() {
     let pki = Pki::new("mesh.local", &["a", "b"]);
@@ -157,7 +150,7 @@ async fn no_session_is_resumed_so_a_root_dropped_from_the_bundle_is_refused_at_o
     client.resumption = rustls::client::Resumption::default();
     let client = Arc::new(client);
     for i in 0..2 {
-        let kind = server_handshake(client.clone(), server.clone()).await;
+        let kind = handshake(client.clone(), server.clone()).await.map(|h| h.2);
         assert_eq!(kind, Ok(rustls::HandshakeKind::Full), "handshake {i}");
     }
     // The operator drops b's root from the bundle: the very next
@@ -168,7 +161,7 @@ async fn no_session_is_resumed_so_a_root_dropped_from_the_bundle_is_refused_at_o
         allowed: meshgw_identity::SpiffeMatch::Exact(pki.gateway_id("b")),
     };
     assert!(verifier.replace(vec![entry]).unwrap());
-    let refused = server_handshake(client, server).await;
+    let refused = handshake(client, server).await;
     assert!(
         refused.is_err(),
         "b was let in after its root was dropped: {refused:?}"
