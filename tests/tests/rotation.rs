@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use meshgw_identity::{Identity, SpiffeServerVerifier, client_config, load_certs};
 use meshgw_tests::apps;
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
 use meshgw_tests::wait;
 use rustls::pki_types::ServerName;
@@ -114,27 +114,50 @@ async fn a_rotated_workload_certificate_is_served_without_a_restart() -> Result<
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_gateway_certificate_is_served_without_a_restart_and_peers_still_connect()
--> Result<()> {
-    let mut m = MeshBuilder::new()
+/// `payments` in cluster a (exported), and its caller `orders` in b;
+/// fields drop in order, before the mesh they run in.
+struct Crossing {
+    client: SidecarProc,
+    _server: SidecarProc,
+    _apps: [apps::App; 2],
+}
+
+/// Starts clusters a and b, `payments` in a and `orders` in b, and waits
+/// until b's catalog lists `payments`.
+async fn crossing() -> Result<(Mesh, Crossing)> {
+    let m = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .cluster("b", Backend::Embedded, 1)
         .export("a", "default/*", &["*"])
         .start()
         .await?;
     let pay = apps::http("payments-a").await?;
-    let _server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
+    let server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
     let orders = apps::http("orders").await?;
     let client = m
         .sidecar("b", "default/orders", "http", orders.addr)
         .await?;
     m.sees("b", "default/payments", "a", 1, None).await?;
+    let x = Crossing {
+        client,
+        _server: server,
+        _apps: [pay, orders],
+    };
+    Ok((m, x))
+}
+
+/// `Some(())` if a call from `client` to `payments` is answered by a's app.
+fn crosses(client: &SidecarProc) -> Result<Option<()>> {
     let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
-    ensure!(
-        status == 200 && body.contains("name=payments-a"),
-        "{status} {body}"
-    );
+    Ok((status == 200 && body.contains("name=payments-a")).then_some(()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_gateway_certificate_is_served_without_a_restart_and_peers_still_connect()
+-> Result<()> {
+    let (mut m, x) = crossing().await?;
+    let client = &x.client;
+    ensure!(crosses(client)?.is_some(), "no call crosses at the start");
     // a's local caller: a workload of a, to see what a's listeners present.
     let probe_app = apps::http("probe").await?;
     let probe = m
@@ -182,10 +205,7 @@ async fn a_rotated_gateway_certificate_is_served_without_a_restart_and_peers_sti
     wait::until(
         "a call from b crosses again",
         Duration::from_secs(20),
-        || async {
-            let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
-            Ok((status == 200 && body.contains("name=payments-a")).then_some(()))
-        },
+        || async { crosses(client) },
     )
     .await
     .map_err(|e| e.context(m.logs()))?;
@@ -204,24 +224,9 @@ fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_root_added_to_the_trust_bundle_is_trusted_without_restarting_the_gateway()
 -> Result<()> {
-    let mut m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
-    let pay = apps::http("payments-a").await?;
-    let _server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
-    let orders = apps::http("orders").await?;
-    let client = m
-        .sidecar("b", "default/orders", "http", orders.addr)
-        .await?;
-    m.sees("b", "default/payments", "a", 1, None).await?;
-    let crosses = || async {
-        let (status, _, body) = client.curl("payments.default.mesh", "/", &[])?;
-        Ok((status == 200 && body.contains("name=payments-a")).then_some(()))
-    };
-    ensure!(crosses().await?.is_some(), "no call crosses at the start");
+    let (mut m, x) = crossing().await?;
+    let client = &x.client;
+    ensure!(crosses(client)?.is_some(), "no call crosses at the start");
 
     // A CA rotation: a second root, and gateway b's certificate from it.
     let new_dir = tempfile::tempdir()?;
@@ -268,7 +273,7 @@ async fn a_new_root_added_to_the_trust_bundle_is_trusted_without_restarting_the_
     wait::until(
         "a call from b crosses again",
         Duration::from_secs(30),
-        crosses,
+        || async { crosses(client) },
     )
     .await
     .map_err(|e| e.context(m.logs()))?;
@@ -294,7 +299,7 @@ async fn a_new_root_added_to_the_trust_bundle_is_trusted_without_restarting_the_
     wait::until(
         "a call from b crosses after b reconnects",
         Duration::from_secs(30),
-        crosses,
+        || async { crosses(client) },
     )
     .await
     .map_err(|e| e.context(m.logs()))?;
