@@ -222,6 +222,18 @@ impl SidecarProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Opens a cleartext HTTP/2 (gRPC) channel through the outbound HTTP
+    /// listener to `host` (`name.namespace.mesh`), as a tonic client of the
+    /// app would.
+    pub async fn grpc_channel(&self, host: &str) -> Result<tonic::transport::Channel> {
+        let ch =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.spec.outbound_http))?
+                .origin(format!("http://{host}").parse()?)
+                .connect()
+                .await?;
+        Ok(ch)
+    }
+
     /// Runs `curl` through the outbound HTTP listener to `host` (plus
     /// `extra` arguments); returns (status, head, body), skipping interim
     /// `100 Continue` answers.

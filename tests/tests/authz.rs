@@ -85,13 +85,7 @@ async fn only_allowed_callers_reach_the_app_locally_and_across_clusters() -> Res
             );
         }
         // gRPC: PERMISSION_DENIED for a refused caller.
-        let ch = tonic::transport::Endpoint::from_shared(format!(
-            "http://{}",
-            caller.spec.outbound_http
-        ))?
-        .origin("http://inventory.default.mesh".parse()?)
-        .connect()
-        .await?;
+        let ch = caller.grpc_channel("inventory.default.mesh").await?;
         let r = tonic_health::pb::health_client::HealthClient::new(ch)
             .check(tonic_health::pb::HealthCheckRequest {
                 service: "inventory".into(),

@@ -87,13 +87,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
         );
 
         // gRPC with a real tonic client, through the same listener (h2c).
-        let ch = tonic::transport::Endpoint::from_shared(format!(
-            "http://{}",
-            client.spec.outbound_http
-        ))?
-        .origin("http://inventory.default.mesh".parse()?)
-        .connect()
-        .await?;
+        let ch = client.grpc_channel("inventory.default.mesh").await?;
         let resp = tonic_health::pb::health_client::HealthClient::new(ch)
             .check(tonic_health::pb::HealthCheckRequest {
                 service: "inventory".into(),

@@ -225,12 +225,7 @@ async fn grpc_failover(trailers_only: bool) -> Result<()> {
     )
     .await?;
     let client = &f.client;
-    let ch =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", client.spec.outbound_http))?
-            .origin("http://inventory.default.mesh".parse()?)
-            .connect()
-            .await?;
-    let mut health = HealthClient::new(ch);
+    let mut health = HealthClient::new(client.grpc_channel("inventory.default.mesh").await?);
     let mut outcomes = Vec::new();
     for _ in 0..20 {
         let r = health
