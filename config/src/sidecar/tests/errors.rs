@@ -1,6 +1,6 @@
 //! Invalid configs: every error names file, line and key, and says what to do.
 
-use super::{FULL, Fixture, MINIMAL, edit, line_of, only, set_mode};
+use super::{FULL, Fixture, MINIMAL, at, edit, line_of, only, set_mode};
 
 #[test]
 fn unknown_keys_suggest_the_nearest() {
@@ -51,11 +51,7 @@ fn values_are_checked() {
     let text = edit(&text, "version = \"v1\"", "version = 1");
     let text = edit(&text, "workers = 2", "workers = 0");
     let errs = fx.errors(&text);
-    let at = |key: &str, needle: &str, want: &str| {
-        let e = only(&errs, key);
-        assert_eq!(e.line, Some(line_of(&text, needle)), "{e}");
-        assert!(e.message.contains(want), "{e}");
-    };
+    let at = |key: &str, needle: &str, want: &str| at(&errs, &text, key, needle, want);
     at(
         "service.protocol",
         "\"udp\"",
@@ -104,15 +100,19 @@ fn authz_patterns_are_checked_one_by_one() {
         "\"orders\"",
     );
     let errs = fx.errors(&text);
-    let e = only(&errs, "authz.allow[0]");
-    assert_eq!(e.line, Some(line_of(&text, "\"orders\"")), "{e}");
-    assert!(e.message.contains("does not start with spiffe://"), "{e}");
-    let e = only(&errs, "authz.allow[1]");
-    assert_eq!(e.line, Some(line_of(&text, "ns/*/sa")), "{e}");
-    assert!(
-        e.message
-            .contains("`*` may only stand for the last path segments"),
-        "{e}"
+    at(
+        &errs,
+        &text,
+        "authz.allow[0]",
+        "\"orders\"",
+        "does not start with spiffe://",
+    );
+    at(
+        &errs,
+        &text,
+        "authz.allow[1]",
+        "ns/*/sa",
+        "`*` may only stand for the last path segments",
     );
     assert_eq!(errs.0.len(), 2, "{errs}");
     let text = format!("{MINIMAL}\n[authz]\n");
@@ -130,9 +130,13 @@ fn telemetry_values_are_checked() {
     );
     let text = edit(&text, "sample_percent = 0.5", "sample_percent = 101");
     let errs = fx.errors(&text);
-    let e = only(&errs, "telemetry.otlp_endpoint");
-    assert_eq!(e.line, Some(line_of(&text, "otlp_endpoint")), "{e}");
-    assert!(e.message.contains("not an http:// URL"), "{e}");
+    at(
+        &errs,
+        &text,
+        "telemetry.otlp_endpoint",
+        "otlp_endpoint",
+        "not an http:// URL",
+    );
     let e = only(&errs, "telemetry.sample_percent");
     assert!(e.message.contains("out of range; use 0 to 100"), "{e}");
     assert_eq!(errs.0.len(), 2, "{errs}");
@@ -166,11 +170,7 @@ fn outlier_rules() {
         "consecutive_connect_failures = \"2\"",
     );
     let errs = fx.errors(&text);
-    let at = |key: &str, needle: &str, want: &str| {
-        let e = only(&errs, key);
-        assert_eq!(e.line, Some(line_of(&text, needle)), "{e}");
-        assert!(e.message.contains(want), "{e}");
-    };
+    let at = |key: &str, needle: &str, want: &str| at(&errs, &text, key, needle, want);
     at(
         "outlier.consecutive_5xx",
         "consecutive_5xx = 0",

@@ -201,6 +201,14 @@ pub(super) fn edit(text: &str, from: &str, to: &str) -> String {
 }
 
 /// Returns the single error for `key`, failing with all errors otherwise.
+/// Asserts that `errs` holds one error for `key`, on the line of `text`
+/// containing `needle`, whose message contains `want`.
+pub(super) fn at(errs: &ConfigErrors, text: &str, key: &str, needle: &str, want: &str) {
+    let e = only(errs, key);
+    assert_eq!(e.line, Some(line_of(text, needle)), "{e}");
+    assert!(e.message.contains(want), "{e}");
+}
+
 pub(super) fn only<'a>(errs: &'a ConfigErrors, key: &'a str) -> &'a crate::ConfigError {
     let hits: Vec<_> = errs.for_key(key).collect();
     assert_eq!(
