@@ -182,32 +182,36 @@ impl Balancer {
         if view.revision != inner.pruned_at {
             inner.prune(view);
         }
-        let locals: Vec<&Arc<LocalEndpoint>> = view
-            .local
-            .get(svc)
-            .map(|eps| {
-                eps.iter()
-                    .filter(|e| e.healthy && !excludes_local(exclude, &e.id))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (live, ejected): (Vec<_>, Vec<_>) = locals
-            .into_iter()
-            .partition(|e| !inner.is_ejected(svc, &Side::Local, &e.id, now));
-        let same_zone: Vec<_> = live
-            .iter()
-            .copied()
-            .filter(|e| e.region == self.here.region && e.zone == self.here.zone)
-            .collect();
-        let same_region: Vec<_> = live
-            .iter()
-            .copied()
-            .filter(|e| e.region == self.here.region)
-            .collect();
-        for tier in [same_zone, same_region, live] {
-            if !tier.is_empty() {
+        let mut live: Vec<&Arc<LocalEndpoint>> = Vec::new();
+        let mut ejected: Vec<&Arc<LocalEndpoint>> = Vec::new();
+        for e in view.local.get(svc).into_iter().flatten() {
+            if !e.healthy || excludes_local(exclude, &e.id) {
+                continue;
+            }
+            if inner.is_ejected(svc, &Side::Local, &e.id, now) {
+                ejected.push(e);
+            } else {
+                live.push(e);
+            }
+        }
+        // Nearest tier first: same zone, same region, anywhere. A tier is
+        // only collected when it is a strict part of the live ones.
+        let here = &self.here;
+        let same_zone = |e: &LocalEndpoint| e.region == here.region && e.zone == here.zone;
+        let same_region = |e: &LocalEndpoint| e.region == here.region;
+        let tiers: [&dyn Fn(&LocalEndpoint) -> bool; 2] = [&same_zone, &same_region];
+        for in_tier in tiers {
+            let n = live.iter().filter(|e| in_tier(e)).count();
+            if n == live.len() {
+                break;
+            }
+            if n > 0 {
+                let tier: Vec<_> = live.iter().copied().filter(|e| in_tier(e)).collect();
                 return Some(inner.p2c(svc, &tier));
             }
+        }
+        if !live.is_empty() {
+            return Some(inner.p2c(svc, &live));
         }
         let remote = |cluster| Pick {
             target: Target::ViaGateway { cluster },

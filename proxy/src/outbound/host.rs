@@ -12,6 +12,10 @@ use crate::error::{Hop, ProxyError, Reason};
 pub const SOURCE_CLUSTER: &str = "x-meshgw-source-cluster";
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
+/// [`TRACEPARENT`], parsed once.
+pub(crate) const TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+/// [`SOURCE_CLUSTER`], parsed once.
+const SOURCE_CLUSTER_NAME: HeaderName = HeaderName::from_static(SOURCE_CLUSTER);
 
 /// Returns the request's authority: `:authority` / the URI's, else `Host`;
 /// an error naming the problem when there is neither or `Host` is invalid.
@@ -130,14 +134,14 @@ pub(crate) fn valid_traceparent(v: &str) -> bool {
         && rest_ok
 }
 
-/// Hop-by-hop headers, which HTTP/2 forbids.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
+/// Hop-by-hop headers, which HTTP/2 forbids (besides `host`, which every
+/// HTTP/1.1 request has and the `:authority` replaces).
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Returns the `x-meshgw-source-cluster` value for `cluster`.
@@ -148,7 +152,7 @@ pub(crate) fn source_cluster_value(cluster: &str) -> HeaderValue {
 /// Returns the request's `traceparent` if it is one this proxy passes on.
 pub(crate) fn incoming_traceparent<B>(req: &Request<B>) -> Option<&str> {
     req.headers()
-        .get(TRACEPARENT)
+        .get(&TRACEPARENT_NAME)
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_traceparent(v))
 }
@@ -183,22 +187,24 @@ pub(crate) fn prepare<B>(
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_2;
     let headers = req.headers_mut();
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    headers.remove(header::HOST);
+    // One pass over the few names a request has, rather than a hashed
+    // lookup per hop-by-hop name: most requests have none of them.
+    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
     if headers.get(header::TE).is_some_and(|v| v != "trailers") {
         headers.remove(header::TE);
     }
-    headers.insert(
-        HeaderName::from_static(SOURCE_CLUSTER),
-        source_cluster.clone(),
-    );
+    headers.insert(SOURCE_CLUSTER_NAME, source_cluster.clone());
     // W3C Trace Context: an invalid `traceparent` is replaced, not passed on
     // (it also travels in the route header, which has a size limit).
     let tp = match span {
         Some(v) => v.to_owned(),
         None => match headers
-            .get(TRACEPARENT)
+            .get(&TRACEPARENT_NAME)
             .and_then(|v| v.to_str().ok())
             .filter(|v| valid_traceparent(v))
         {
@@ -210,7 +216,7 @@ pub(crate) fn prepare<B>(
     // (where it would evict the headers that do repeat).
     let mut value = HeaderValue::from_str(&tp).expect("checked or hex: a valid header");
     value.set_sensitive(true);
-    headers.insert(TRACEPARENT, value);
+    headers.insert(TRACEPARENT_NAME, value);
     Ok(tp)
 }
 

@@ -12,7 +12,7 @@
 //! `timeouts.drain`.
 
 mod host;
-pub(crate) use host::incoming_traceparent;
+pub(crate) use host::{TRACEPARENT_NAME, incoming_traceparent};
 pub mod http;
 mod pipe;
 mod pool;

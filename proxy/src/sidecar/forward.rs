@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue};
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use crate::body::Coalesce;
 use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
+use crate::outbound::TRACEPARENT_NAME;
 use crate::sidecar::app_pool::{AppBody, AppPool};
 use crate::telemetry::{self, Kind};
 
@@ -31,6 +32,17 @@ use crate::telemetry::{self, Kind};
 pub const CALLER_HEADER: &str = "x-meshgw-caller";
 /// Header naming the caller's cluster, set by the calling sidecar.
 pub const SOURCE_CLUSTER_HEADER: &str = "x-meshgw-source-cluster";
+
+/// [`CALLER_HEADER`], parsed.
+const CALLER_NAME: HeaderName = HeaderName::from_static(CALLER_HEADER);
+
+/// A connection's caller: its verified SPIFFE ID, and the ID as the
+/// [`CALLER_HEADER`] value.
+#[derive(Clone)]
+struct Caller {
+    id: Arc<str>,
+    value: Option<HeaderValue>,
+}
 
 /// The body of responses to callers: the app's, streamed, or our own error.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -79,12 +91,18 @@ impl AppForwarder {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (me, who) = (self.clone(), caller.clone());
+        // The caller's header value is the same for every request of the
+        // connection: built once (`None` if the ID is not a header value).
+        let who = Caller {
+            value: HeaderValue::from_str(&caller).ok(),
+            id: caller.clone(),
+        };
+        let me = self.clone();
         let svc = service_fn(move |req| {
             let (me, who) = (me.clone(), who.clone());
             async move {
                 if denied {
-                    return Ok(me.forbidden(&req, &who));
+                    return Ok(me.forbidden(&req, &who.id));
                 }
                 me.forward(req, who).await
             }
@@ -107,8 +125,9 @@ impl AppForwarder {
     async fn forward(
         &self,
         req: Request<Incoming>,
-        caller: Arc<str>,
+        who: Caller,
     ) -> Result<Response<ProxyBody>, Infallible> {
+        let caller = &who.id;
         let started = Instant::now();
         let src_cluster = self.src_cluster(&req);
         let span = telemetry::start(
@@ -127,7 +146,7 @@ impl AppForwarder {
             },
         );
         let mut failure = None;
-        let resp = match self.to_app(req, &caller, span.traceparent()).await {
+        let resp = match self.to_app(req, who.value, span.traceparent()).await {
             // HEADERS, DATA and END_STREAM of a small response in one write.
             Ok(resp) => {
                 let (head, body) = resp.into_parts();
@@ -210,7 +229,7 @@ impl AppForwarder {
     async fn to_app(
         &self,
         req: Request<Incoming>,
-        caller: &str,
+        caller: Option<HeaderValue>,
         traceparent: Option<&str>,
     ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
@@ -246,12 +265,12 @@ impl AppForwarder {
             AppProtocol::Grpc => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        match HeaderValue::from_str(caller) {
-            Ok(v) => parts.headers.insert(CALLER_HEADER, v),
-            Err(_) => parts.headers.remove(CALLER_HEADER),
+        match caller {
+            Some(v) => parts.headers.insert(CALLER_NAME, v),
+            None => parts.headers.remove(CALLER_NAME),
         };
         if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
-            parts.headers.insert("traceparent", v);
+            parts.headers.insert(TRACEPARENT_NAME, v);
         }
         let req = Request::from_parts(parts, body);
         match tokio::time::timeout(self.request_timeout, self.pool.send(req)).await {
