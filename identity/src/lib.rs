@@ -8,7 +8,8 @@
 //! - [`pki`]: the development PKI behind `meshgw ca` ([`init_root`],
 //!   [`issue_cluster_ca`], [`issue_gateway`], [`issue_workload`]);
 //! - [`load`]: reading chains and keys from PEM files ([`Identity::load`],
-//!   refusing keys others may read) and [`spiffe_id_of`];
+//!   refusing keys others may read), [`spiffe_id_of`] and
+//!   [`issuing_cluster_of`];
 //! - [`verify`]: rustls verifiers that validate a chain against a trust bundle
 //!   and then check the SPIFFE ID: [`SpiffeServerVerifier`] for the
 //!   connecting side, [`SpiffeClientVerifier`] with its [`TrustEntry`] list
@@ -32,11 +33,12 @@ pub mod tls;
 pub mod verify;
 
 pub use error::{IdentityError, PkiError};
-pub use load::{Identity, load_certs, load_key, spiffe_id_of};
+pub use load::{Identity, issuing_cluster_of, load_certs, load_key, spiffe_id_of};
 pub use pki::{IssuedCert, init_root, issue_cluster_ca, issue_gateway, issue_workload};
 pub use rotating::RotatingCert;
 pub use spiffe::SpiffeMatch;
 pub use tls::{client_config, rotating_client_config, rotating_server_config, server_config};
 pub use verify::{
-    PeerRejected, SpiffeClientVerifier, SpiffeServerVerifier, TrustEntry, peer_spiffe_id,
+    PeerRejected, SpiffeClientVerifier, SpiffeServerVerifier, TrustEntry, peer_cluster,
+    peer_spiffe_id,
 };

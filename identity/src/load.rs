@@ -57,6 +57,33 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, IdentityError> {
     })
 }
 
+/// The common name `meshgw ca cluster` gives the CA of `cluster`.
+pub(crate) fn cluster_ca_common_name(cluster: &str) -> String {
+    format!("{CLUSTER_CA_PREFIX}{cluster}{CLUSTER_CA_SUFFIX}")
+}
+
+const CLUSTER_CA_PREFIX: &str = "meshgw cluster ";
+const CLUSTER_CA_SUFFIX: &str = " CA";
+
+/// Returns the cluster whose CA (made by `meshgw ca cluster`) issued a
+/// certificate: the name in its issuer's common name
+/// (`meshgw cluster <cluster> CA`), or `None` for a certificate another
+/// CA issued (the mesh root itself, or an operator's own).
+///
+/// Only meaningful for a certificate whose chain has been verified: path
+/// validation requires the issuer name to be the signing CA's subject, and
+/// a cluster CA (path length 0) cannot make another CA, so the name is as
+/// trustworthy as the root that vouched for the chain.
+pub fn issuing_cluster_of(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.issuer().iter_common_name().next()?.as_str().ok()?;
+    let cluster = cn
+        .strip_prefix(CLUSTER_CA_PREFIX)?
+        .strip_suffix(CLUSTER_CA_SUFFIX)?;
+    crate::spiffe::check_segment(cluster).ok()?;
+    Some(cluster.to_owned())
+}
+
 /// Returns the `spiffe://` URI SAN of a certificate, if it has one.
 pub fn spiffe_id_of(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use common::Pki;
 use meshgw_identity::{
     IdentityError, PkiError, init_root, issue_cluster_ca, issue_gateway, issue_workload,
-    load_certs, load_key, pki, spiffe_id_of,
+    issuing_cluster_of, load_certs, load_key, pki, spiffe_id_of,
 };
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -43,6 +43,32 @@ fn issues_the_documented_layout_with_private_keys_0600() {
         Some(gw.spiffe_id.as_str())
     );
     assert_eq!(pki::trust_domain(d).unwrap(), "mesh.local");
+}
+
+#[test]
+fn a_leaf_names_the_cluster_whose_ca_issued_it() {
+    let pki = Pki::new("mesh.local", &["aws-us", "gcp-eu.1"]);
+    let d = pki.path();
+    let leaf = |cert: &std::path::Path| load_certs(cert).unwrap().remove(0);
+    let us = issue_workload(d, "aws-us", "shop", "cart").unwrap();
+    let eu = issue_workload(d, "gcp-eu.1", "shop", "cart").unwrap();
+    let gw = issue_gateway(d, "aws-us").unwrap();
+    assert_eq!(
+        issuing_cluster_of(&leaf(&us.cert)).as_deref(),
+        Some("aws-us")
+    );
+    assert_eq!(
+        issuing_cluster_of(&leaf(&eu.cert)).as_deref(),
+        Some("gcp-eu.1")
+    );
+    assert_eq!(
+        issuing_cluster_of(&leaf(&gw.cert)).as_deref(),
+        Some("aws-us")
+    );
+    // Issued by the root, not by a cluster CA: no cluster.
+    let ca = leaf(&d.join("aws-us/ca.pem"));
+    assert_eq!(issuing_cluster_of(&ca), None);
+    assert_eq!(issuing_cluster_of(&leaf(&d.join("root.pem"))), None);
 }
 
 #[test]

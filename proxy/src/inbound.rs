@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::metrics::{Direction, Metrics};
-use crate::sidecar::forward::AppForwarder;
+use crate::sidecar::forward::{AppForwarder, Caller};
 use crate::sidecar::splice::splice;
 use crate::tls::{ALPN_H2, WorkloadTls};
 
@@ -130,6 +130,7 @@ impl Inbound {
         let (_, session) = tls.get_ref();
         let caller =
             meshgw_identity::peer_spiffe_id(session.peer_certificates()).unwrap_or_default();
+        let cluster = meshgw_identity::peer_cluster(session.peer_certificates());
         let h2 = session.alpn_protocol() == Some(ALPN_H2);
         let http = h2 && self.protocol != AppProtocol::Tcp;
         let denied = self
@@ -154,7 +155,12 @@ impl Inbound {
             tracing::debug!(%remote, %caller, "inbound HTTP/2 connection");
             self.http
                 .clone()
-                .serve_h2(tls, Arc::from(caller), denied, shutdown)
+                .serve_h2(
+                    tls,
+                    Caller::new(&caller, cluster.as_deref()),
+                    denied,
+                    shutdown,
+                )
                 .await;
         } else {
             self.splice_to_app(tls, remote, &caller).await;

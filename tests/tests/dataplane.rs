@@ -56,7 +56,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             "caller identity not passed: {body}"
         );
         ensure!(
-            body.contains("x-meshgw-source-cluster=b"),
+            body.contains("x-meshgw-source-cluster=a"),
             "source cluster not passed: {body}"
         );
         ensure!(
@@ -302,8 +302,7 @@ async fn gateways_never_see_application_bytes() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_without_a_mesh_certificate_are_refused_and_unknown_services_get_503() -> Result<()>
-{
+async fn callers_are_verified_at_the_inbound_port_and_unknown_services_get_503() -> Result<()> {
     let m = MeshBuilder::new()
         .cluster("a", Backend::Embedded, 1)
         .start()
@@ -346,6 +345,45 @@ async fn callers_without_a_mesh_certificate_are_refused_and_unknown_services_get
         status == 200 && body.contains("name=payments-a"),
         "{status} {body}"
     );
+
+    // A workload of cluster a with a valid certificate, bypassing its
+    // sidecar, cannot pass itself off as cluster b: the app is told the
+    // cluster whose CA issued the certificate.
+    let (cert, key) = m.pki.workload("a", "default", "rogue")?;
+    let port = server.spec.inbound.port();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--http2", "--cacert"])
+        .arg(m.pki.root())
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", "x-meshgw-source-cluster: b"])
+        .arg(format!("https://localhost:{port}/"))
+        .output()?;
+    let body = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && body.contains("name=payments-a"),
+        "a mesh caller was not served at the inbound port: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        body.contains("x-meshgw-source-cluster=a")
+            && body.contains("x-meshgw-caller=spiffe://")
+            && body.contains("/sa/rogue"),
+        "the app was not told the certificate's cluster and caller: {body}"
+    );
+    wait::until("the forged cluster in the log", T, || {
+        let log = server.log_text();
+        async move {
+            Ok(log
+                .lines()
+                .any(|l| l.contains("runs in cluster b, but the CA of cluster a issued"))
+                .then_some(()))
+        }
+    })
+    .await?;
 
     // An unknown service: 503, a header and a body naming the service and the reason.
     let (status, head, body) = client.curl("nope.default.mesh", "/", &[])?;

@@ -60,7 +60,7 @@ pub(crate) fn root(trust_domain: &str) -> Result<CertificateParams, PkiError> {
 /// Parameters of a cluster intermediate CA (path length 0: it signs leaves only).
 pub(crate) fn intermediate(trust_domain: &str, cluster: &str) -> CertificateParams {
     let mut params = base(
-        &format!("meshgw cluster {cluster} CA"),
+        &crate::load::cluster_ca_common_name(cluster),
         trust_domain,
         INTERMEDIATE_VALIDITY,
     );

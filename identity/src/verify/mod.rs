@@ -33,6 +33,12 @@ pub fn peer_spiffe_id(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     certs?.first().and_then(spiffe_id_of)
 }
 
+/// Returns the cluster whose CA issued the leaf of a peer's verified
+/// chain ([`issuing_cluster_of`](crate::load::issuing_cluster_of)).
+pub fn peer_cluster(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
+    certs?.first().and_then(crate::load::issuing_cluster_of)
+}
+
 /// Signature algorithms of the ring provider, used for chains and handshakes.
 pub(crate) fn algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::ring::default_provider().signature_verification_algorithms

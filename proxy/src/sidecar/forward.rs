@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,18 +31,44 @@ use crate::telemetry::{self, Kind};
 
 /// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
 pub const CALLER_HEADER: &str = "x-meshgw-caller";
-/// Header naming the caller's cluster, set by the calling sidecar.
+/// Header naming the caller's cluster: the cluster whose CA issued the
+/// caller's certificate, else what the calling sidecar asserted.
 pub const SOURCE_CLUSTER_HEADER: &str = "x-meshgw-source-cluster";
 
 /// [`CALLER_HEADER`], parsed.
 const CALLER_NAME: HeaderName = HeaderName::from_static(CALLER_HEADER);
 
-/// A connection's caller: its verified SPIFFE ID, and the ID as the
-/// [`CALLER_HEADER`] value.
-#[derive(Clone)]
-struct Caller {
+/// [`SOURCE_CLUSTER_HEADER`], parsed.
+const SOURCE_CLUSTER_NAME: HeaderName = HeaderName::from_static(SOURCE_CLUSTER_HEADER);
+
+/// A connection's caller, as its verified certificate shows it, with the
+/// header values the app is given (built once per connection).
+#[derive(Clone, Debug)]
+pub struct Caller {
     id: Arc<str>,
-    value: Option<HeaderValue>,
+    id_value: Option<HeaderValue>,
+    cluster: Option<(Arc<str>, HeaderValue)>,
+    /// Whether a mismatch with the asserted cluster has been logged.
+    warned: Arc<AtomicBool>,
+}
+
+impl Caller {
+    /// A caller with SPIFFE ID `id`, whose certificate a CA of `cluster`
+    /// issued (`None`: not a cluster CA of `meshgw ca`, so the cluster is
+    /// what the calling sidecar asserts).
+    pub fn new(id: &str, cluster: Option<&str>) -> Self {
+        Self {
+            id: Arc::from(id),
+            id_value: HeaderValue::from_str(id).ok(),
+            cluster: cluster.and_then(|c| Some((Arc::from(c), HeaderValue::from_str(c).ok()?))),
+            warned: Arc::default(),
+        }
+    }
+
+    /// The caller's verified cluster, if its certificate names one.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|(c, _)| &**c)
+    }
 }
 
 /// The body of responses to callers: the app's, streamed, or our own error.
@@ -85,24 +112,19 @@ impl AppForwarder {
     pub async fn serve_h2<S>(
         self: Arc<Self>,
         io: S,
-        caller: Arc<str>,
+        caller: Caller,
         denied: bool,
         mut shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // The caller's header value is the same for every request of the
-        // connection: built once (`None` if the ID is not a header value).
-        let who = Caller {
-            value: HeaderValue::from_str(&caller).ok(),
-            id: caller.clone(),
-        };
         let me = self.clone();
+        let who = caller.clone();
         let svc = service_fn(move |req| {
             let (me, who) = (me.clone(), who.clone());
             async move {
                 if denied {
-                    return Ok(me.forbidden(&req, &who.id));
+                    return Ok(me.forbidden(&req, &who));
                 }
                 me.forward(req, who).await
             }
@@ -118,7 +140,7 @@ impl AppForwarder {
             }
         };
         if let Err(e) = result {
-            tracing::debug!(%caller, error = %e, "inbound HTTP/2 connection ended with an error");
+            tracing::debug!(caller = %caller.id, error = %e, "inbound HTTP/2 connection ended with an error");
         }
     }
 
@@ -129,7 +151,7 @@ impl AppForwarder {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let caller = &who.id;
         let started = Instant::now();
-        let src_cluster = self.src_cluster(&req);
+        let src_cluster = self.src_cluster(&req, &who).to_owned();
         let span = telemetry::start(
             Kind::Server,
             || format!("{} {}", req.method(), self.service),
@@ -146,7 +168,7 @@ impl AppForwarder {
             },
         );
         let mut failure = None;
-        let resp = match self.to_app(req, who.value, span.traceparent()).await {
+        let resp = match self.to_app(req, &who, span.traceparent()).await {
             // HEADERS, DATA and END_STREAM of a small response in one write.
             Ok(resp) => {
                 let (head, body) = resp.into_parts();
@@ -175,20 +197,31 @@ impl AppForwarder {
         Ok(resp)
     }
 
-    /// The caller's cluster as its sidecar named it, else ours.
-    fn src_cluster(&self, req: &Request<Incoming>) -> String {
-        req.headers()
-            .get(SOURCE_CLUSTER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(&self.cluster)
-            .to_string()
+    /// The caller's cluster: the one its certificate proves, else the one
+    /// its sidecar named, else ours.
+    fn src_cluster<'a>(&'a self, req: &'a Request<Incoming>, caller: &'a Caller) -> &'a str {
+        let asserted = req
+            .headers()
+            .get(&SOURCE_CLUSTER_NAME)
+            .and_then(|v| v.to_str().ok());
+        match (caller.cluster(), asserted) {
+            (Some(proven), Some(said)) if proven != said => {
+                if !caller.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(caller = %caller.id, certificate = %proven, sidecar = %said, "the caller's sidecar says it runs in cluster {said}, but the CA of cluster {proven} issued its certificate: the app is told {proven}; issue the caller's certificate with `meshgw ca workload --cluster {said}` if it runs there");
+                }
+                proven
+            }
+            (Some(proven), _) => proven,
+            (None, said) => said.unwrap_or(&self.cluster),
+        }
     }
 
     /// The answer to a caller `[authz]` does not allow: HTTP 403, or for a
     /// gRPC call a trailers-only PERMISSION_DENIED, naming the caller, the
     /// service and what to change; counted, and logged at debug (the
     /// connection's refusal is logged once when it is accepted).
-    pub fn forbidden(&self, req: &Request<Incoming>, caller: &str) -> Response<ProxyBody> {
+    pub fn forbidden(&self, req: &Request<Incoming>, who: &Caller) -> Response<ProxyBody> {
+        let caller = &*who.id;
         self.metrics.authz_denied(caller);
         tracing::debug!(%caller, path = %req.uri().path(), "refused request: caller not in [authz] allow");
         let why = format!(
@@ -215,7 +248,7 @@ impl AppForwarder {
             resp.headers_mut().insert(ERROR_HEADER, v);
         }
         self.metrics.request_between(
-            &self.src_cluster(req),
+            self.src_cluster(req, who),
             &self.cluster,
             &self.service,
             resp.status().as_u16(),
@@ -229,7 +262,7 @@ impl AppForwarder {
     async fn to_app(
         &self,
         req: Request<Incoming>,
-        caller: Option<HeaderValue>,
+        caller: &Caller,
         traceparent: Option<&str>,
     ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
@@ -265,10 +298,13 @@ impl AppForwarder {
             AppProtocol::Grpc => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        match caller {
-            Some(v) => parts.headers.insert(CALLER_NAME, v),
+        match &caller.id_value {
+            Some(v) => parts.headers.insert(CALLER_NAME, v.clone()),
             None => parts.headers.remove(CALLER_NAME),
         };
+        if let Some((_, v)) = &caller.cluster {
+            parts.headers.insert(SOURCE_CLUSTER_NAME, v.clone());
+        }
         if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
             parts.headers.insert(TRACEPARENT_NAME, v);
         }

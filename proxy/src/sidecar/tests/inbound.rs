@@ -1,5 +1,6 @@
 //! The inbound listener with real TLS on loopback: mesh callers reach a TCP
-//! echo app and an HTTP app (which sees `x-meshgw-caller`); callers without
+//! echo app and an HTTP app (which sees `x-meshgw-caller` and the source
+//! cluster its certificate proves); callers without
 //! a certificate or from another CA are refused and the listener keeps serving.
 
 use std::net::SocketAddr;
@@ -215,7 +216,7 @@ fn seen(resp: &http::Response<hyper::body::Incoming>) -> String {
 }
 
 #[tokio::test]
-async fn http_requests_reach_the_app_with_the_verified_caller() {
+async fn http_requests_reach_the_app_with_the_verified_caller_and_cluster() {
     let pki = Pki::new("mesh.test");
     let inbound = start(&pki, http_app().await, "http").await;
     let caller = pki.tls("caller");
@@ -240,23 +241,24 @@ async fn http_requests_reach_the_app_with_the_verified_caller() {
     assert_eq!(
         seen(&resp),
         format!(
-            "caller={want_caller} source=b traceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 host=payments.default.mesh"
+            "caller={want_caller} source=a traceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 host=payments.default.mesh"
         )
     );
     assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "5");
 
-    // Without the source header, none reaches the app.
+    // The forged cluster `b` was replaced by the one whose CA issued the
+    // caller's certificate; without a source header the app gets it too.
     let req = Request::get("http://payments.default.mesh/")
         .body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
         .unwrap();
     let resp = send.send_request(req).await.unwrap();
     assert!(
-        seen(&resp).contains("source=- traceparent=-"),
+        seen(&resp).contains("source=a traceparent=-"),
         "{}",
         seen(&resp)
     );
     let text = inbound.metrics.render();
-    assert!(text.contains("src_cluster=\"b\",dst_cluster=\"a\",service=\"default/payments\",status_class=\"2xx\"} 1"), "{text}");
+    assert!(text.contains("src_cluster=\"a\",dst_cluster=\"a\",service=\"default/payments\",status_class=\"2xx\"} 2"), "{text}");
 }
 
 #[tokio::test]
