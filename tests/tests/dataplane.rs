@@ -56,7 +56,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
             "caller identity not passed: {body}"
         );
         ensure!(
-            body.contains("x-meshgw-source-cluster=a"),
+            body.contains("x-meshgw-source-cluster=b"),
             "source cluster not passed: {body}"
         );
         ensure!(
