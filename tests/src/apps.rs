@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 pub struct App {
     /// Where it listens.
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    pub(crate) task: JoinHandle<()>,
 }
 
 impl Drop for App {

@@ -22,5 +22,6 @@ pub mod ports;
 pub mod relay;
 pub mod sidecar;
 pub mod wait;
+pub mod ws;
 
 pub use meshgw_federation::testutil::EtcdCluster;

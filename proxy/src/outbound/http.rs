@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::pool::{self, Sender};
-use super::{Shared, host, stopped};
+use super::{Shared, host, stopped, upgrade};
 use crate::balance::{InFlight, Target};
 use crate::body::Coalesce;
 use crate::error::{Hop, ProxyError, Reason};
@@ -60,7 +60,7 @@ pub(crate) async fn serve(
         let shared = shared.clone();
         let svc = service_fn(move |req| handle(req, shared.clone()));
         let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -80,7 +80,7 @@ pub(crate) async fn serve(
 
 /// Handles one request from the app: never fails, errors become responses.
 async fn handle(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<Response<OutBody>, Infallible> {
     let start = Instant::now();
@@ -105,9 +105,16 @@ async fn handle(
             ]
         },
     );
+    let upgrade = upgrade::take(&mut req);
     let (resp, target, failure) =
         match forward(req, &authority, &svc, port, &shared, span.traceparent()).await {
-            Ok((resp, target)) => (resp, Some(target), None),
+            Ok((resp, target)) => {
+                let resp = match upgrade {
+                    Some(up) => up.answer(resp, shared.cfg.timeouts.idle),
+                    None => resp,
+                };
+                (resp, Some(target), None)
+            }
             Err(e) => {
                 tracing::info!(service = %svc, error = %e, "outbound request failed");
                 let text = e.to_string();

@@ -4,7 +4,8 @@
 //!   every accepted connection is piped to a chosen target (ALPN `meshgw-tcp`).
 //! - [`http`]: one listener on `outbound.http` (HTTP/1.1 and cleartext
 //!   HTTP/2, so gRPC works) routing each request by its `Host`
-//!   (`name.namespace.mesh[:port]`) over pooled HTTP/2 mesh connections.
+//!   (`name.namespace.mesh[:port]`) over pooled HTTP/2 mesh connections;
+//!   HTTP/1.1 upgrades (WebSocket) cross as extended CONNECT ([`upgrade`]).
 //!
 //! [`bind`] opens the listeners (so tests can bind port 0 and read the
 //! addresses back); [`Outbound::serve`] runs them until the shutdown signal,
@@ -17,6 +18,7 @@ pub mod http;
 mod pipe;
 mod pool;
 pub mod tcp;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

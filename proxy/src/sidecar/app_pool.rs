@@ -129,6 +129,23 @@ impl AppPool {
         Ok(resp.map(|body| AppBody::new(body, back)))
     }
 
+    /// Sends an HTTP/1.1 upgrade request to the app on a connection of its
+    /// own (an upgraded connection is never pooled) and returns the answer;
+    /// after a `101`, `hyper::upgrade::on` yields the app's side.
+    pub async fn upgrade(
+        &self,
+        req: Request<http_body_util::Empty<Bytes>>,
+    ) -> Result<Response<Incoming>, AppError> {
+        let io = TokioIo::new(self.tcp().await?);
+        let (mut sender, conn) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "app upgrade connection ended with an error");
+            }
+        });
+        Ok(sender.send_request(req).await?)
+    }
+
     /// Returns the most recent idle connection that is ready for a request
     /// now, dropping closed and expired ones on the way; one still busy
     /// with a previous request's upload stays idle.

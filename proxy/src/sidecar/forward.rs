@@ -26,8 +26,11 @@ use crate::body::Coalesce;
 use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
 use crate::outbound::TRACEPARENT_NAME;
-use crate::sidecar::app_pool::{AppBody, AppPool};
+use crate::sidecar::app_pool::{AppBody, AppError, AppPool};
 use crate::telemetry::{self, Kind};
+
+#[path = "upgrade.rs"]
+mod upgrade;
 
 /// Header naming the caller's verified SPIFFE ID, set by the inbound sidecar.
 pub const CALLER_HEADER: &str = "x-meshgw-caller";
@@ -81,6 +84,8 @@ pub struct AppForwarder {
     service: String,
     cluster: String,
     request_timeout: Duration,
+    /// `timeouts.idle`: how long an upgraded connection may stay silent.
+    idle: Duration,
     pool: Arc<AppPool>,
     metrics: Arc<Metrics>,
 }
@@ -100,6 +105,7 @@ impl AppForwarder {
             service,
             cluster: cfg.locality.cluster.clone(),
             request_timeout: cfg.timeouts.request,
+            idle: cfg.timeouts.idle,
             pool,
             metrics,
         }
@@ -130,6 +136,7 @@ impl AppForwarder {
             }
         });
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .enable_connect_protocol()
             .serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
         let result = tokio::select! {
@@ -168,13 +175,21 @@ impl AppForwarder {
             },
         );
         let mut failure = None;
-        let resp = match self.to_app(req, &who, span.traceparent()).await {
-            // HEADERS, DATA and END_STREAM of a small response in one write.
-            Ok(resp) => {
-                let (head, body) = resp.into_parts();
-                let body = Coalesce::prefetched(body).await;
-                Response::from_parts(head, body.boxed())
+        let answer = if upgrade::requested(&req) {
+            self.upgrade(req, &who, span.traceparent()).await
+        } else {
+            match self.to_app(req, &who, span.traceparent()).await {
+                // HEADERS, DATA and END_STREAM of a small response in one write.
+                Ok(resp) => {
+                    let (head, body) = resp.into_parts();
+                    let body = Coalesce::prefetched(body).await;
+                    Ok(Response::from_parts(head, body.boxed()))
+                }
+                Err(e) => Err(e),
             }
+        };
+        let resp = match answer {
+            Ok(resp) => resp,
             Err((status, code, why)) => {
                 tracing::warn!(%caller, app = %self.app, %status, "{why}");
                 failure = Some(why.clone());
@@ -257,15 +272,15 @@ impl AppForwarder {
         resp
     }
 
-    /// Sends `req` to the app with the caller's ID and, when this sidecar
-    /// records a span of it, the span's `traceparent`.
-    async fn to_app(
+    /// Rewrites a caller's request head for the app: origin form for
+    /// HTTP/1.1 (scheme and authority for gRPC's HTTP/2), `Host` if it had
+    /// none, the caller's ID and cluster, and the span's `traceparent`.
+    fn app_head(
         &self,
-        req: Request<Incoming>,
+        parts: &mut http::request::Parts,
         caller: &Caller,
         traceparent: Option<&str>,
-    ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
-        let (mut parts, body) = req.into_parts();
+    ) -> Result<(), (StatusCode, &'static str, String)> {
         let path = parts
             .uri
             .path_and_query()
@@ -308,8 +323,30 @@ impl AppForwarder {
         if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
             parts.headers.insert(TRACEPARENT_NAME, v);
         }
+        Ok(())
+    }
+
+    /// Sends `req` to the app with the caller's ID and, when this sidecar
+    /// records a span of it, the span's `traceparent`.
+    async fn to_app(
+        &self,
+        req: Request<Incoming>,
+        caller: &Caller,
+        traceparent: Option<&str>,
+    ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
+        let (mut parts, body) = req.into_parts();
+        self.app_head(&mut parts, caller, traceparent)?;
         let req = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.request_timeout, self.pool.send(req)).await {
+        self.timed(self.pool.send(req)).await
+    }
+
+    /// Waits for the app's response head for up to `timeouts.request`; a
+    /// failure becomes the status, code and text the caller gets.
+    async fn timed<T>(
+        &self,
+        sent: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, (StatusCode, &'static str, String)> {
+        match tokio::time::timeout(self.request_timeout, sent).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err((
                 StatusCode::BAD_GATEWAY,
