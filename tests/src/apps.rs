@@ -222,6 +222,28 @@ pub async fn http_hanging() -> Result<App> {
     .await
 }
 
+/// Starts an HTTP app whose health check passes but which never answers
+/// anything else: each such request waits until the caller gives up.
+/// Returns the app and the number of requests it has received (health
+/// checks left out).
+pub async fn http_stalling() -> Result<(App, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let app = serve_http(move |req: Request<Incoming>| {
+        let count = count.clone();
+        async move {
+            if req.uri().path() != "/healthz" {
+                count.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+            Ok::<Response<Body>, Infallible>(Response::new(full(String::new())))
+        }
+    })
+    .await?;
+    Ok((app, seen))
+}
+
 /// Starts a gRPC app that fails every call with `grpc-status: code`: in
 /// the head of a trailers-only answer (as tonic answers an error), or in
 /// trailers after an HTTP 200 head (as a server that failed mid-call does).

@@ -238,7 +238,25 @@ impl SidecarProc {
     /// `extra` arguments); returns (status, head, body), skipping interim
     /// `100 Continue` answers.
     pub fn curl(&self, host: &str, path: &str, extra: &[&str]) -> Result<(u16, String, String)> {
-        let url = format!("http://{}{path}", self.spec.outbound_http);
+        curl_via(self.spec.outbound_http, host, path, extra)
+    }
+
+    /// Returns the admin endpoint's answer to GET `path`.
+    pub fn admin_get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(self.spec.admin, path)
+    }
+}
+
+/// [`SidecarProc::curl`] through the outbound HTTP listener at `outbound`
+/// (for a thread that cannot hold the sidecar).
+pub fn curl_via(
+    outbound: SocketAddr,
+    host: &str,
+    path: &str,
+    extra: &[&str],
+) -> Result<(u16, String, String)> {
+    {
+        let url = format!("http://{outbound}{path}");
         let out = Command::new("curl")
             .args([
                 "-sS",
@@ -273,11 +291,6 @@ impl SidecarProc {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         Ok((status, head.to_string(), body.to_string()))
-    }
-
-    /// Returns the admin endpoint's answer to GET `path`.
-    pub fn admin_get(&self, path: &str) -> Result<(u16, String)> {
-        http_get(self.spec.admin, path)
     }
 }
 

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{Request, Response};
-use http_body_util::BodyExt;
+use http::{Method, Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -163,7 +163,12 @@ async fn forward(
     let limit = shared.cfg.timeouts.request;
     // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).
     let (head, body) = req.into_parts();
-    let mut req = Request::from_parts(head, Coalesce::prefetched(body).await);
+    let body = Coalesce::prefetched(Either::Left(body)).await;
+    // An idempotent request without a body may be sent again when its
+    // connection fails before the answer's head (RFC 9110, 9.2.2): its head
+    // is kept for that.
+    let mut replay = (idempotent(&head.method) && body.is_end_stream()).then(|| copy_head(&head));
+    let mut req = Request::from_parts(head, body);
     let mut deadline = None;
     let mut avoid = Vec::new();
     let mut resent = false;
@@ -221,20 +226,36 @@ async fn forward(
                     Reason::Io(e.error().to_string()),
                     detail,
                 );
+                let time_left = deadline > tokio::time::Instant::now();
                 match unsent {
                     // The pooled connection closed (its instance draining,
                     // a GOAWAY) before the request was written: nothing
                     // reached the instance, so choose again, once, another
                     // target if there is one (the closed connection leaves
                     // the pool on the next lookup).
-                    Some(back) if !resent && deadline > tokio::time::Instant::now() => {
+                    Some(back) if !resent && time_left => {
                         tracing::debug!(service = %svc, target = %target.key(), error = %e.error(), "connection closed before the request was sent; choosing again");
                         resent = true;
                         avoid.push(target.key());
                         req = back;
                     }
                     Some(_) => return Err(err),
-                    None => return Err(err.after_send()),
+                    // Sent, and the stream or its connection failed before
+                    // the answer's head (the instance died, a reset, a
+                    // refused stream): the target failed it, as a 503 would.
+                    None => {
+                        shared.dialer.report_response(svc, &target, 503);
+                        match replay.take() {
+                            Some(head) if !resent && time_left => {
+                                tracing::info!(service = %svc, target = %target.key(), error = %e.error(), "connection failed before the answer; sending the idempotent request again, elsewhere if possible");
+                                resent = true;
+                                avoid.push(target.key());
+                                let none = Coalesce::new(Either::Right(Empty::new()));
+                                req = Request::from_parts(head, none);
+                            }
+                            _ => return Err(err.after_send()),
+                        }
+                    }
                 }
             }
         }
@@ -248,6 +269,25 @@ async fn forward(
         .boxed_unsync()
     });
     Ok((resp, target))
+}
+
+/// Whether a request with `method` may be sent twice (RFC 9110, 9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// A copy of a request head (without its extensions, which a plain
+/// request has none of here: an upgrade's CONNECT is not idempotent).
+fn copy_head(head: &http::request::Parts) -> http::request::Parts {
+    let mut copy = Request::new(());
+    *copy.method_mut() = head.method.clone();
+    *copy.uri_mut() = head.uri.clone();
+    *copy.version_mut() = head.version;
+    *copy.headers_mut() = head.headers.clone();
+    copy.into_parts().0
 }
 
 /// Returns a ready HTTP/2 handle to `target`: the pooled one, or a new connection.

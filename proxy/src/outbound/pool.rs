@@ -9,6 +9,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use meshgw_federation::model::ServiceName;
@@ -17,8 +19,12 @@ use crate::FastMap;
 use crate::balance::Target;
 use crate::body::Coalesce;
 
+/// The body of a request sent over a mesh connection: the app's, or none
+/// (a resent idempotent request).
+pub(crate) type MeshBody = Coalesce<Either<Incoming, Empty<Bytes>>>;
+
 /// The request handle of one HTTP/2 mesh connection.
-pub(crate) type Sender = SendRequest<Coalesce<Incoming>>;
+pub(crate) type Sender = SendRequest<MeshBody>;
 
 /// The most connections kept to one remote cluster for one service and port.
 pub(crate) const MAX_REMOTE_CONNS: u32 = 8;
