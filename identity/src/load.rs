@@ -70,18 +70,28 @@ const CLUSTER_CA_SUFFIX: &str = " CA";
 /// (`meshgw cluster <cluster> CA`), or `None` for a certificate another
 /// CA issued (the mesh root itself, or an operator's own).
 ///
-/// Only meaningful for a certificate whose chain has been verified: path
-/// validation requires the issuer name to be the signing CA's subject, and
-/// a cluster CA (path length 0) cannot make another CA, so the name is as
-/// trustworthy as the root that vouched for the chain.
+/// The issuer's organization must be the trust domain of the certificate's
+/// SPIFFE ID (as `meshgw ca` makes them). Only meaningful for a certificate
+/// whose chain has been verified: path validation requires the issuer name
+/// to be the signing CA's subject, and a cluster CA (path length 0) cannot
+/// make another CA, so the name is as trustworthy as the root that vouched
+/// for the chain — which, like every root in a trust bundle, could vouch
+/// for any cluster name as it can for any SPIFFE ID.
 pub fn issuing_cluster_of(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed.issuer().iter_common_name().next()?.as_str().ok()?;
+    let issuer = parsed.issuer();
+    let cn = issuer.iter_common_name().next()?.as_str().ok()?;
     let cluster = cn
         .strip_prefix(CLUSTER_CA_PREFIX)?
         .strip_suffix(CLUSTER_CA_SUFFIX)?;
     crate::spiffe::check_segment(cluster).ok()?;
-    Some(cluster.to_owned())
+    // `meshgw ca` names a cluster CA's organization after its trust domain:
+    // it must be the leaf's, so that another mesh's CA (a second root in
+    // the bundle) cannot speak for this mesh's clusters by its name alone.
+    let org = issuer.iter_organization().next()?.as_str().ok()?;
+    let id = spiffe_id_of(cert)?;
+    let td = id.strip_prefix("spiffe://")?.split('/').next()?;
+    (org == td).then(|| cluster.to_owned())
 }
 
 /// Returns the `spiffe://` URI SAN of a certificate, if it has one.
@@ -148,5 +158,45 @@ impl fmt::Debug for Identity {
             .field("chain_len", &self.chain.len())
             .field("key", &"[redacted]")
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        SanType,
+    };
+
+    use super::*;
+
+    /// A leaf for `spiffe://mesh.local/ns/shop/sa/cart` signed by a CA whose
+    /// subject is `O=<org>, CN=<cn>`.
+    fn leaf_under(org: &str, cn: &str) -> CertificateDer<'static> {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, org);
+        dn.push(DnType::CommonName, cn);
+        ca.distinguished_name = dn;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::default();
+        let uri = "spiffe://mesh.local/ns/shop/sa/cart".try_into().unwrap();
+        leaf.subject_alt_names = vec![SanType::URI(uri)];
+        let key = KeyPair::generate().unwrap();
+        leaf.signed_by(&key, &issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    fn the_cluster_needs_the_issuer_of_this_trust_domain() {
+        let ours = leaf_under("mesh.local", "meshgw cluster eu CA");
+        assert_eq!(issuing_cluster_of(&ours).as_deref(), Some("eu"));
+        let foreign = leaf_under("other.mesh", "meshgw cluster eu CA");
+        assert_eq!(issuing_cluster_of(&foreign), None);
+        let not_a_cluster = leaf_under("mesh.local", "Example Corp CA");
+        assert_eq!(issuing_cluster_of(&not_a_cluster), None);
+        let bad_name = leaf_under("mesh.local", "meshgw cluster e/u CA");
+        assert_eq!(issuing_cluster_of(&bad_name), None);
     }
 }

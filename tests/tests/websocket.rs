@@ -3,15 +3,15 @@
 //! `outbound.http`, in the service's cluster and in another one (through
 //! both gateways and the QUIC tunnel); the app gets the caller's identity
 //! with the handshake, messages of every size come back intact, the close
-//! handshake completes, and an upgrade the app refuses comes back as its
-//! answer.
+//! handshake completes, the bytes are counted; an upgrade the app refuses
+//! comes back as its answer, one it ignores (a 200) as a 502.
 
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use meshgw_tests::apps;
 use meshgw_tests::mesh::{Backend, MeshBuilder};
-use meshgw_tests::ws;
+use meshgw_tests::{metrics, wait, ws};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
 const T: Duration = Duration::from_secs(20);
@@ -27,7 +27,7 @@ async fn websockets_cross_the_mesh_by_name_and_refusals_come_back() -> Result<()
     let chat = ws::echo_app("chat-a").await?;
     let orders_a = apps::http("orders-a").await?;
     let orders_b = apps::http("orders-b").await?;
-    let _server = m.sidecar("a", "default/chat", "http", chat.addr).await?;
+    let server = m.sidecar("a", "default/chat", "http", chat.addr).await?;
     let here = m
         .sidecar("a", "default/orders", "http", orders_a.addr)
         .await?;
@@ -77,6 +77,38 @@ async fn websockets_cross_the_mesh_by_name_and_refusals_come_back() -> Result<()
         .await?;
         r?;
     }
+
+    // Each closed upgraded connection is counted in the proxied bytes of
+    // the caller's and the app's sidecars: two 1 MiB messages each way, and
+    // more (the counters are updated when a connection ends).
+    let mib2 = 2 << 20;
+    for (who, sidecar, direction) in [
+        ("the callers' sidecar in a", &here, "Outbound"),
+        ("the callers' sidecar in b", &there, "Outbound"),
+        ("the app's sidecar", &server, "Inbound"),
+    ] {
+        wait::until(&format!("{who} to count the bytes"), T, || {
+            let text = sidecar.admin_get("/metrics").map(|r| r.1);
+            async move {
+                let label = format!("direction=\"{direction}\"");
+                let n = metrics::sum(&text?, "meshgw_sidecar_bytes_total", &[&label]);
+                Ok((n >= mib2).then_some(()))
+            }
+        })
+        .await?;
+    }
+
+    // An app that ignores the upgrade and answers 200: the caller gets a
+    // 502 naming it, not a 101 over a tunnel that is not there.
+    let (status, head, body) = here.curl(
+        "chat.default.mesh",
+        "/echo",
+        &["-H", "Connection: Upgrade", "-H", "Upgrade: websocket"],
+    )?;
+    ensure!(
+        status == 502 && head.contains("upgrade_not_switched") && body.contains("200 OK"),
+        "an upgrade the app ignored answered {status}: {head} {body}"
+    );
 
     // An upgrade the app refuses: its 404 comes back as it sent it.
     match ws::connect(here.spec.outbound_http, "chat.default.mesh", "/nope").await {

@@ -110,7 +110,7 @@ async fn handle(
         match forward(req, &authority, &svc, port, &shared, span.traceparent()).await {
             Ok((resp, target)) => {
                 let resp = match upgrade {
-                    Some(up) => up.answer(resp, shared.cfg.timeouts.idle),
+                    Some(up) => up.answer(resp, shared.cfg.timeouts.idle, shared.metrics.clone()),
                     None => resp,
                 };
                 (resp, Some(target), None)
@@ -172,11 +172,19 @@ async fn forward(
     let mut deadline = None;
     let mut avoid = Vec::new();
     let mut resent = false;
+    // An upgrade holds its stream for as long as the upgraded connection
+    // lasts: it gets a mesh connection of its own, so that it takes neither
+    // stream slots nor flow-control window from the pooled requests.
+    let own_connection = req.extensions().get::<hyper::ext::Protocol>().is_some();
     let (resp, target, guard, deferred) = loop {
         let connected = shared
             .dialer
             .with_retry_excluding(svc, std::mem::take(&mut avoid), |t| async move {
-                sender(shared, t, svc, port, tp).await
+                if own_connection {
+                    Box::pin(connect(shared, &t, svc, port, tp)).await
+                } else {
+                    sender(shared, t, svc, port, tp).await
+                }
             })
             .await?;
         let (mut sender, target) = (connected.conn, connected.target);

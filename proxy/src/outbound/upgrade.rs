@@ -11,6 +11,7 @@
 //! gateways when the service runs elsewhere), until either side closes or
 //! nothing moves for `timeouts.idle`. Any other answer is passed back as is.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::http::OutBody;
+use crate::metrics::{Direction, Metrics};
 use crate::sidecar::splice::splice;
 
 /// What an upgrade request asked for, taken from the app's request before
@@ -38,6 +40,13 @@ pub(crate) struct Requested {
 /// CONNECT that carries it and returns what the answer needs.
 pub(crate) fn take<B>(req: &mut Request<B>) -> Option<Requested> {
     if req.version() != Version::HTTP_11 || req.method() != Method::GET {
+        return None;
+    }
+    // An upgrade request with a body is not carried (a CONNECT has none).
+    let h = req.headers();
+    if h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).is_some_and(|v| v != "0")
+    {
         return None;
     }
     let protocol = req.headers().get(header::UPGRADE)?.clone();
@@ -68,7 +77,12 @@ impl Requested {
     /// (`200` to the CONNECT), the destination's answer otherwise. The
     /// destination's (empty) body, which holds the target's in-flight
     /// count, lives as long as the tunnel.
-    pub(crate) fn answer(self, mut resp: Response<OutBody>, idle: Duration) -> Response<OutBody> {
+    pub(crate) fn answer(
+        self,
+        mut resp: Response<OutBody>,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Response<OutBody> {
         if resp.status() != StatusCode::OK {
             return resp;
         }
@@ -94,7 +108,10 @@ impl Requested {
                 }
             };
             match splice(TokioIo::new(app), TokioIo::new(remote), idle, 16 * 1024).await {
-                Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
+                Ok((up, down)) => {
+                    metrics.bytes(Direction::Outbound, up + down);
+                    tracing::debug!(up, down, "upgraded connection closed");
+                }
                 Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
             }
             drop(keep);
@@ -151,6 +168,11 @@ mod tests {
             &[("connection", "upgrade")][..],
             &[("connection", "upgrade"), ("upgrade", "h2c")][..],
             &[("connection", "upgrade"), ("upgrade", "websocket, foo/2")][..],
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("content-length", "3"),
+            ][..],
         ] {
             let mut req = get(headers);
             assert!(take(&mut req).is_none(), "{headers:?}");

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use meshgw_config::AppProtocol;
 
 use super::{AppForwarder, Caller, ProxyBody};
+use crate::metrics::Direction;
 use crate::sidecar::splice::splice;
 
 /// Whether `req` is an extended CONNECT carrying an upgrade.
@@ -38,6 +39,7 @@ impl AppForwarder {
             .get::<Protocol>()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default();
+        // (A `tcp` service never gets here: its connections are spliced.)
         if self.protocol != AppProtocol::Http {
             let why = format!(
                 "meshgw inbound: {} cannot take an upgrade to {protocol:?}: its service.protocol is {:?}, and only \"http\" apps are sent HTTP/1.1 upgrades",
@@ -61,7 +63,18 @@ impl AppForwarder {
         parts.headers.insert(header::UPGRADE, upgrade);
         let req = Request::from_parts(parts, Empty::<Bytes>::new());
         let mut resp = self.timed(self.pool.upgrade(req)).await?;
-        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = resp.status();
+        if status.is_success() {
+            // A 2xx to a CONNECT opens the tunnel: an app that ignored the
+            // upgrade and answered, say, 200 must not look like one that
+            // switched.
+            let why = format!(
+                "meshgw inbound: the app at {} answered {status} to an upgrade to {protocol:?} without switching protocols (101)",
+                self.app
+            );
+            return Err((StatusCode::BAD_GATEWAY, "upgrade_not_switched", why));
+        }
+        if status != StatusCode::SWITCHING_PROTOCOLS {
             return Ok(resp.map(BodyExt::boxed));
         }
         let app_side = hyper::upgrade::on(&mut resp);
@@ -77,6 +90,7 @@ impl AppForwarder {
         }
         let idle = self.idle;
         let who = caller.id.clone();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let (caller_io, app_io) = match tokio::join!(caller_side, app_side) {
                 (Ok(c), Ok(a)) => (c, a),
@@ -94,7 +108,8 @@ impl AppForwarder {
             .await
             {
                 Ok((up, down)) => {
-                    tracing::debug!(caller = %who, up, down, "upgraded connection closed")
+                    metrics.bytes(Direction::Inbound, up + down);
+                    tracing::debug!(caller = %who, up, down, "upgraded connection closed");
                 }
                 Err(e) => tracing::debug!(caller = %who, error = %e, "upgraded connection ended"),
             }
