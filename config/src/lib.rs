@@ -38,7 +38,8 @@ pub use gateway::{
     GatewayConfig, ListenConfig, MeshConfig, PeerConfig, StoreConfig, SyncConfig, TlsFiles,
 };
 pub use sidecar::{
-    AnyConfig, AppProtocol, AuthzConfig, CallerPattern, GatewayRef, HealthConfig, HealthKind,
-    InboundConfig, LocalityConfig, OutboundConfig, OutlierConfig, SIDECAR_SCHEMA, ServiceConfig,
-    SidecarConfig, TelemetryConfig, Timeouts, UpstreamConfig, load_any,
+    Access, AnyConfig, AppProtocol, AuthzConfig, AuthzRule, CallerPattern, GatewayRef,
+    HealthConfig, HealthKind, InboundConfig, LocalityConfig, OutboundConfig, OutlierConfig,
+    PathPattern, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, TelemetryConfig, Timeouts,
+    UpstreamConfig, load_any,
 };

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshgw_config::{AppProtocol, AuthzConfig, SidecarConfig, Timeouts};
+use meshgw_config::{Access, AppProtocol, AuthzConfig, SidecarConfig, Timeouts};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -133,22 +133,31 @@ impl Inbound {
         let cluster = meshgw_identity::peer_cluster(session.peer_certificates());
         let h2 = session.alpn_protocol() == Some(ALPN_H2);
         let http = h2 && self.protocol != AppProtocol::Tcp;
-        let denied = self
-            .authz
-            .as_ref()
-            .is_some_and(|a| a.allows(&caller).is_none());
-        if denied {
-            let answer = if http {
-                "its requests get 403"
-            } else {
-                "connection reset"
-            };
-            tracing::warn!(%remote, %caller, service = %self.service, "refused caller: not in [authz] allow ({answer}); add its SPIFFE ID (or a prefix/*) to allow if it should call this service");
-            if !http {
-                self.metrics.authz_denied(&caller);
-                crate::reset::reset_on_drop(tls.get_ref().0);
-                return;
+        let access = match &self.authz {
+            Some(a) => a.access(&caller),
+            None => Access::All,
+        };
+        let denied = match &access {
+            Access::All => false,
+            Access::Limited(_) if !http => {
+                tracing::warn!(%remote, %caller, service = %self.service, "refused caller: its [[authz.rules]] limit methods or paths, which a TCP connection has none of (connection reset); add it to [authz] allow, or give it a rule without methods and paths");
+                true
             }
+            Access::Limited(_) => false,
+            Access::Denied => {
+                let answer = if http {
+                    "its requests get 403"
+                } else {
+                    "connection reset"
+                };
+                tracing::warn!(%remote, %caller, service = %self.service, "refused caller: not in [authz] allow nor in any [[authz.rules]] ({answer}); add its SPIFFE ID (or a prefix/*) to allow or a rule if it should call this service");
+                true
+            }
+        };
+        if denied && !http {
+            self.metrics.authz_denied(&caller);
+            crate::reset::reset_on_drop(tls.get_ref().0);
+            return;
         }
         self.metrics.conn_open(Direction::Inbound);
         if http {
@@ -157,7 +166,7 @@ impl Inbound {
                 .clone()
                 .serve_h2(
                     tls,
-                    Caller::new(&caller, cluster.as_deref()),
+                    Caller::new(&caller, cluster.as_deref()).with_access(access),
                     denied,
                     shutdown,
                 )

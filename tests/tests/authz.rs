@@ -2,7 +2,8 @@
 //! listed callers (by the SPIFFE ID their certificate proves) reach the app,
 //! whether they call from the same cluster or through both gateways; the
 //! others get HTTP 403, gRPC PERMISSION_DENIED, or a reset TCP connection,
-//! each refusal counted.
+//! each refusal counted; with `[[authz.rules]]`, a caller gets only the
+//! methods and paths its rules name.
 
 use std::time::Duration;
 
@@ -142,5 +143,131 @@ async fn only_allowed_callers_reach_the_app_locally_and_across_clusters() -> Res
         "the refusal is not logged:\n{}",
         servers[0].log_text()
     );
+    Ok(())
+}
+
+/// `ops` may do anything; `web` only what its rules say.
+const RULES: &str = "[authz]\nallow = [\"spiffe://mesh.test/ns/default/sa/ops\"]\n\n\
+[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/default/sa/web\"]\n\
+methods = [\"GET\"]\npaths = [\"/\", \"/download*\"]\n\n\
+[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/default/*\"]\n\
+methods = [\"POST\"]\npaths = [\"/grpc.health.v1.Health/Check\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .cluster("b", Backend::Embedded, 1)
+        .export("a", "default/*", &["*"])
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let inv = apps::grpc("inventory").await?;
+    let echo = apps::tcp_echo().await?;
+    let mut servers = Vec::new();
+    for (svc, proto, addr) in [
+        ("default/payments", "http", pay.addr),
+        ("default/inventory", "grpc", inv.addr),
+        ("default/echo", "tcp", echo.addr),
+    ] {
+        let mut spec = m.sidecar_spec("a", svc, proto, addr)?;
+        spec.extra = RULES.into();
+        servers.push(SidecarProc::start(spec, m.dir.path()).await?);
+    }
+    let caller_app = apps::http("caller").await?;
+    // web calls from b (through both gateways), ops from a.
+    let mut spec = m.sidecar_spec("b", "default/web", "http", caller_app.addr)?;
+    spec.upstreams = vec![(meshgw_tests::ports::tcp(), "default/echo".into())];
+    let web = SidecarProc::start(spec, m.dir.path()).await?;
+    let ops = m
+        .sidecar("a", "default/ops", "http", caller_app.addr)
+        .await?;
+    for s in ["default/payments", "default/inventory", "default/echo"] {
+        m.sees("b", s, "a", 1, None).await?;
+    }
+
+    // Within its rule: GET / and GET /download (the query is not matched).
+    let (status, _, body) = web.curl("payments.default.mesh", "/", &[])?;
+    ensure!(
+        status == 200 && body.contains("name=payments-a"),
+        "{status} {body}"
+    );
+    let (status, _, body) = web.curl("payments.default.mesh", "/download?n=10", &[])?;
+    ensure!(
+        status == 200 && !body.contains("forbidden"),
+        "{status} {body:?}"
+    );
+    // Outside it: another path, another method.
+    let id = "spiffe://mesh.test/ns/default/sa/web";
+    for (path, extra, said) in [
+        ("/slow?ms=1", &[][..], "GET /slow"),
+        ("/upload", &["-d", "x=1"][..], "POST /upload"),
+    ] {
+        let (status, head, body) = web.curl("payments.default.mesh", path, extra)?;
+        ensure!(
+            status == 403
+                && head.to_ascii_lowercase().contains(&format!(
+                    "x-meshgw-error: forbidden; service=default/payments; caller={id}"
+                ))
+                && body.contains(&format!("caller {id} may not {said} on default/payments"))
+                && body.contains("[[authz.rules]]"),
+            "web {said} should get the sidecar's 403: {status}\n{head}\n{body}"
+        );
+    }
+    // ops is in allow: everything.
+    let (status, _, body) = ops.curl("payments.default.mesh", "/upload", &["-d", "x=1"])?;
+    ensure!(
+        status == 200 && body.ends_with(" 3"),
+        "ops POST: {status} {body}"
+    );
+
+    // gRPC: the rule allows Check; Watch is refused.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        web.grpc_channel("inventory.default.mesh").await?,
+    );
+    let req = || tonic_health::pb::HealthCheckRequest {
+        service: "inventory".into(),
+    };
+    health
+        .check(req())
+        .await
+        .context("Check, which a rule allows")?;
+    match health.watch(req()).await {
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+            ensure!(
+                s.message()
+                    .contains("may not POST /grpc.health.v1.Health/Watch"),
+                "{s:?}"
+            );
+        }
+        r => anyhow::bail!("Watch, which no rule allows, answered {r:?}"),
+    }
+
+    // TCP: web's rules limit methods and paths, which a TCP connection has
+    // none of: reset, nothing echoed.
+    let mut s = tokio::net::TcpStream::connect(web.spec.upstreams[0].0).await?;
+    let _ = s.write_all(b"hello").await;
+    let _ = s.shutdown().await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(T, s.read_to_end(&mut got))
+        .await
+        .context("the TCP connection neither echoed nor closed")?;
+    ensure!(
+        got.is_empty(),
+        "a caller limited to HTTP rules got {got:?} over TCP"
+    );
+
+    let denied = |i: usize| -> Result<u64> {
+        let t = servers[i].admin_get("/metrics")?.1;
+        let web = "caller=\"spiffe://mesh.test/ns/default/sa/web\"";
+        Ok(metrics::sum(
+            &t,
+            "meshgw_sidecar_authz_denied_total",
+            &[web],
+        ))
+    };
+    ensure!(denied(0)? == 2, "payments: expected 2 refusals of web");
+    ensure!(denied(1)? == 1, "inventory: expected 1 refusal of web");
+    ensure!(denied(2)? == 1, "echo: expected 1 refusal of web");
     Ok(())
 }

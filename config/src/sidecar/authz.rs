@@ -9,18 +9,126 @@ use crate::checks::is_trust_domain;
 use crate::error::Diag;
 use crate::read::View;
 
-/// `[authz]`: the callers allowed; anyone else is refused (HTTP 403, a TCP
-/// connection reset) at the inbound listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[authz]`: the callers allowed everything, and `[[authz.rules]]`: the
+/// requests other callers may make; anyone else is refused (HTTP 403, a
+/// TCP connection reset) at the inbound listener.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthzConfig {
-    /// `allow`: callers allowed, in file order; empty allows nobody.
+    /// `allow`: callers allowed every request, in file order.
     pub allow: Vec<CallerPattern>,
+    /// `[[authz.rules]]`: requests allowed to some callers, in file order.
+    pub rules: Vec<AuthzRule>,
+}
+
+/// One `[[authz.rules]]` entry: `callers` may make requests with one of
+/// `methods` (any if empty) to one of `paths` (any if empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzRule {
+    /// Who the rule is for.
+    pub callers: Vec<CallerPattern>,
+    /// HTTP methods allowed (`GET`, `POST`, ...); empty: any.
+    pub methods: Vec<String>,
+    /// Request paths allowed (the query left out); empty: any.
+    pub paths: Vec<PathPattern>,
+}
+
+impl AuthzRule {
+    /// Whether the rule allows every request (no method or path limit),
+    /// so also TCP connections.
+    pub fn is_unlimited(&self) -> bool {
+        self.methods.is_empty() && self.paths.is_empty()
+    }
+
+    /// Whether the rule allows a request with `method` to `path`.
+    pub fn permits(&self, method: &str, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+            && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
+    }
+}
+
+/// What a caller may do, decided once per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Every request (an `allow` entry, or a rule without limits).
+    All,
+    /// The requests these rules permit (HTTP only).
+    Limited(Vec<AuthzRule>),
+    /// Nothing.
+    Denied,
+}
+
+impl Access {
+    /// Whether a request with `method` to `path` is allowed.
+    pub fn permits(&self, method: &str, path: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Limited(rules) => rules.iter().any(|r| r.permits(method, path)),
+            Access::Denied => false,
+        }
+    }
 }
 
 impl AuthzConfig {
-    /// Returns the first pattern that allows `caller`, if any.
+    /// Returns the first `allow` pattern that allows `caller`, if any.
     pub fn allows(&self, caller: &str) -> Option<&CallerPattern> {
         self.allow.iter().find(|p| p.matches(caller))
+    }
+
+    /// What `caller` may do.
+    pub fn access(&self, caller: &str) -> Access {
+        if self.allows(caller).is_some() {
+            return Access::All;
+        }
+        let mine: Vec<AuthzRule> = self
+            .rules
+            .iter()
+            .filter(|r| r.callers.iter().any(|p| p.matches(caller)))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            Access::Denied
+        } else if mine.iter().any(AuthzRule::is_unlimited) {
+            Access::All
+        } else {
+            Access::Limited(mine)
+        }
+    }
+}
+
+/// One `paths` entry: a path, or a prefix ending in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    /// Exactly this path.
+    Exact(String),
+    /// Any path that starts with this.
+    Prefix(String),
+}
+
+impl PathPattern {
+    /// Parses `/a/b` or `/a/*`; returns why it is neither.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        const EXAMPLE: &str = "write a path such as \"/orders\", or a prefix ending in * such as \"/orders/*\" or \"/grpc.health.v1.Health/*\"";
+        if !s.starts_with('/') {
+            return Err(format!("{s:?} does not start with /; {EXAMPLE}"));
+        }
+        if s.contains('?') {
+            return Err(format!(
+                "{s:?} has a query: rules match the path only; {EXAMPLE}"
+            ));
+        }
+        match s.strip_suffix('*') {
+            Some(stem) if !stem.contains('*') => Ok(PathPattern::Prefix(stem.to_string())),
+            _ if s.contains('*') => Err(format!("{s:?}: `*` may only end a path; {EXAMPLE}")),
+            _ => Ok(PathPattern::Exact(s.to_string())),
+        }
+    }
+
+    /// Whether `path` matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(p) => p == path,
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+        }
     }
 }
 
@@ -94,6 +202,67 @@ pub(crate) fn read_patterns(t: &View<'_>, d: &mut Diag, key: &str) -> Option<Vec
     (out.len() == entries.len()).then_some(out)
 }
 
+/// Reads `[[authz.rules]]`, each bad entry reported at its own line.
+pub(crate) fn read_rules(views: &[View<'_>], d: &mut Diag) -> Option<Vec<AuthzRule>> {
+    let mut all = Some(Vec::new());
+    for t in views {
+        let callers = read_patterns(t, d, "callers");
+        if callers.as_ref().is_some_and(Vec::is_empty) {
+            let msg = "lists no caller: a rule is for at least one";
+            d.push(t.key_line(d, "callers"), &t.key_path("callers"), msg);
+        }
+        let methods = read_list(t, d, "methods", |m| {
+            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(m.to_string())
+            } else {
+                Err(format!(
+                    "{m:?} is not an HTTP method in capitals, such as \"GET\" or \"POST\""
+                ))
+            }
+        });
+        let paths = read_list(t, d, "paths", PathPattern::parse);
+        let one = (|| {
+            Some(AuthzRule {
+                callers: callers.filter(|c| !c.is_empty())?,
+                methods: methods?,
+                paths: paths?,
+            })
+        })();
+        all = all.zip(one).map(|(mut v, r)| {
+            v.push(r);
+            v
+        });
+    }
+    all
+}
+
+/// Reads optional `key` of `t` as a non-empty array of strings, each parsed
+/// by `parse`; absent is an empty list (no limit).
+fn read_list<T>(
+    t: &View<'_>,
+    d: &mut Diag,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Vec<T>> {
+    if !t.has(key) {
+        return Some(Vec::new());
+    }
+    let entries = t.strings(d, key)?;
+    if entries.is_empty() {
+        let msg = "is empty, so nothing would match: leave the key out to allow any";
+        d.push(t.key_line(d, key), &t.key_path(key), msg);
+        return None;
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        match parse(&e.value) {
+            Ok(v) => out.push(v),
+            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path(key)), msg),
+        }
+    }
+    (out.len() == entries.len()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,12 +298,63 @@ mod tests {
         }
         let authz = AuthzConfig {
             allow: vec![exact.clone(), ns.clone()],
+            rules: vec![],
         };
         assert_eq!(authz.allows("spiffe://m.test/ns/shop/sa/x"), Some(&ns));
         assert_eq!(authz.allows("spiffe://m.test/ns/web/sa/x"), None);
+        assert_eq!(AuthzConfig::default().allows("spiffe://m.test/a"), None);
+    }
+
+    #[test]
+    fn rules_limit_their_callers_to_methods_and_paths() {
+        let p = |s: &str| CallerPattern::parse(s).unwrap();
+        let rule = |callers: &[&str], methods: &[&str], paths: &[&str]| AuthzRule {
+            callers: callers.iter().map(|c| p(c)).collect(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            paths: paths
+                .iter()
+                .map(|s| PathPattern::parse(s).unwrap())
+                .collect(),
+        };
+        let authz = AuthzConfig {
+            allow: vec![p("spiffe://m.test/ns/ops/*")],
+            rules: vec![
+                rule(
+                    &["spiffe://m.test/ns/web/*"],
+                    &["GET", "HEAD"],
+                    &["/catalog/*", "/"],
+                ),
+                rule(&["spiffe://m.test/ns/web/sa/cart"], &["POST"], &["/orders"]),
+                rule(&["spiffe://m.test/ns/batch/sa/sync"], &[], &[]),
+            ],
+        };
+        assert_eq!(authz.access("spiffe://m.test/ns/ops/sa/admin"), Access::All);
         assert_eq!(
-            AuthzConfig { allow: vec![] }.allows("spiffe://m.test/a"),
-            None
+            authz.access("spiffe://m.test/ns/batch/sa/sync"),
+            Access::All
+        );
+        assert_eq!(
+            authz.access("spiffe://m.test/ns/other/sa/x"),
+            Access::Denied
+        );
+        let web = authz.access("spiffe://m.test/ns/web/sa/home");
+        assert!(web.permits("GET", "/catalog/shoes"));
+        assert!(web.permits("HEAD", "/"));
+        assert!(
+            !web.permits("GET", "/catalogue"),
+            "a prefix is not a word stem"
+        );
+        assert!(!web.permits("POST", "/orders"), "that rule is the cart's");
+        assert!(!web.permits("DELETE", "/catalog/shoes"));
+        let cart = authz.access("spiffe://m.test/ns/web/sa/cart");
+        assert!(cart.permits("POST", "/orders") && cart.permits("GET", "/catalog/x"));
+        assert!(!cart.permits("POST", "/orders/1"));
+        for bad in ["orders", "/a*/b", "/a?x=1"] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            PathPattern::parse("/catalog/*").unwrap(),
+            PathPattern::Prefix("/catalog/".into())
         );
     }
 }

@@ -209,7 +209,7 @@ static OUTBOUND: TableSpec = TableSpec {
         "http",
         "\"ip:port\"",
         Optional,
-        "HTTP listener for the app, routing by `Host: name.namespace.mesh`; unset means none.",
+        "HTTP listener for the app, routing by `Host: name.namespace.mesh` (HTTP/1.1, including WebSocket and other `Upgrade` requests, and cleartext HTTP/2 for gRPC); unset means none.",
     )],
 };
 
@@ -343,12 +343,43 @@ static TELEMETRY: TableSpec = TableSpec {
 
 static AUTHZ: TableSpec = TableSpec {
     header: "[authz]",
-    keys: &[KeySpec::value(
-        "allow",
-        "array of strings",
-        Required,
-        "Callers allowed, by the SPIFFE ID their certificate proves: an ID such as `\"spiffe://mesh.example/ns/shop/sa/cart\"`, or a prefix ending in `/*` such as `\"spiffe://mesh.example/ns/shop/*\"` (a namespace) or `\"spiffe://mesh.example/*\"` (a trust domain). Anyone else gets HTTP 403 (a TCP connection is reset). `[]` allows nobody.",
-    )],
+    keys: &[
+        KeySpec::value(
+            "allow",
+            "array of strings",
+            Optional,
+            "Callers allowed every request, by the SPIFFE ID their certificate proves: an ID such as `\"spiffe://mesh.example/ns/shop/sa/cart\"`, or a prefix ending in `/*` such as `\"spiffe://mesh.example/ns/shop/*\"` (a namespace) or `\"spiffe://mesh.example/*\"` (a trust domain). A caller neither here nor in a rule gets HTTP 403 (a TCP connection is reset). `[]` (and no rules) allows nobody.",
+        ),
+        KeySpec::tables(
+            "rules",
+            &AUTHZ_RULE,
+            "Requests allowed to some callers: by HTTP method and path.",
+        ),
+    ],
+};
+
+static AUTHZ_RULE: TableSpec = TableSpec {
+    header: "[[authz.rules]]",
+    keys: &[
+        KeySpec::value(
+            "callers",
+            "array of strings",
+            Required,
+            "Who the rule is for: SPIFFE IDs or prefixes ending in `/*`, as in `allow`.",
+        ),
+        KeySpec::value(
+            "methods",
+            "array of strings",
+            Optional,
+            "HTTP methods allowed, in capitals (`\"GET\"`, `\"POST\"`); left out: any. gRPC calls are `POST`.",
+        ),
+        KeySpec::value(
+            "paths",
+            "array of strings",
+            Optional,
+            "Request paths allowed (the query is not matched): a path such as `\"/orders\"`, or a prefix ending in `*` such as `\"/catalog/*\"`; a gRPC method is `/package.Service/Method`. Left out: any.",
+        ),
+    ],
 };
 
 static OUTLIER: TableSpec = TableSpec {

@@ -318,7 +318,21 @@ pub(super) fn outlier(t: &View<'_>, d: &mut Diag) -> Option<OutlierConfig> {
 }
 
 pub(super) fn authz(t: &View<'_>, d: &mut Diag) -> Option<super::AuthzConfig> {
-    super::authz::read_patterns(t, d, "allow").map(|allow| super::AuthzConfig { allow })
+    let allow = match t.has("allow") {
+        true => super::authz::read_patterns(t, d, "allow"),
+        false => Some(Vec::new()),
+    };
+    let views = t.tables(d, "rules");
+    let rules = super::authz::read_rules(&views, d);
+    if !t.has("allow") && views.is_empty() {
+        let msg = "allows nobody as written: list callers in `allow`, add [[authz.rules]], or write `allow = []` to refuse every caller";
+        d.push(t.line(), &t.key_path("allow"), msg);
+        return None;
+    }
+    Some(super::AuthzConfig {
+        allow: allow?,
+        rules: rules?,
+    })
 }
 
 pub(super) fn telemetry(t: &View<'_>, d: &mut Diag) -> Option<TelemetryConfig> {

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use meshgw_config::{AppProtocol, SidecarConfig};
+use meshgw_config::{Access, AppProtocol, AuthzRule, SidecarConfig};
 use opentelemetry::KeyValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -53,6 +53,8 @@ pub struct Caller {
     cluster: Option<(Arc<str>, HeaderValue)>,
     /// Whether a mismatch with the asserted cluster has been logged.
     warned: Arc<AtomicBool>,
+    /// `[[authz.rules]]` that limit the caller's requests; `None`: no limit.
+    rules: Option<Arc<[AuthzRule]>>,
 }
 
 impl Caller {
@@ -65,7 +67,25 @@ impl Caller {
             id_value: HeaderValue::from_str(id).ok(),
             cluster: cluster.and_then(|c| Some((Arc::from(c), HeaderValue::from_str(c).ok()?))),
             warned: Arc::default(),
+            rules: None,
         }
+    }
+
+    /// The caller limited as `access` says (`Limited` rules are checked on
+    /// each request; `All` and `Denied`, decided per connection, are not).
+    pub fn with_access(mut self, access: Access) -> Self {
+        if let Access::Limited(rules) = access {
+            self.rules = Some(rules.into());
+        }
+        self
+    }
+
+    /// Whether the caller's rules let `req` through.
+    fn permits(&self, req: &Request<Incoming>) -> bool {
+        self.rules.as_ref().is_none_or(|rules| {
+            let (method, path) = (req.method().as_str(), req.uri().path());
+            rules.iter().any(|r| r.permits(method, path))
+        })
     }
 
     /// The caller's verified cluster, if its certificate names one.
@@ -113,8 +133,10 @@ impl AppForwarder {
 
     /// Serves HTTP/2 on `io` (a caller's TLS stream) until the caller closes
     /// it; once `shutdown` turns true, sends GOAWAY and lets open streams
-    /// finish. A `denied` caller (not in `[authz] allow`) gets every request
-    /// refused ([`AppForwarder::forbidden`]), none reaches the app.
+    /// finish. A `denied` caller (in neither `[authz] allow` nor a rule)
+    /// gets every request refused ([`AppForwarder::forbidden`]), a caller
+    /// limited by `[[authz.rules]]` those its rules do not permit; no
+    /// refused request reaches the app.
     pub async fn serve_h2<S>(
         self: Arc<Self>,
         io: S,
@@ -125,12 +147,16 @@ impl AppForwarder {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let me = self.clone();
-        let who = caller.clone();
+        // One caller per connection, shared by its requests.
+        let who = Arc::new(caller.clone());
         let svc = service_fn(move |req| {
             let (me, who) = (me.clone(), who.clone());
             async move {
                 if denied {
-                    return Ok(me.forbidden(&req, &who));
+                    return Ok(me.forbidden(&req, &who, false));
+                }
+                if !who.permits(&req) {
+                    return Ok(me.forbidden(&req, &who, true));
                 }
                 me.forward(req, who).await
             }
@@ -154,7 +180,7 @@ impl AppForwarder {
     async fn forward(
         &self,
         req: Request<Incoming>,
-        who: Caller,
+        who: Arc<Caller>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let caller = &who.id;
         let started = Instant::now();
@@ -235,14 +261,28 @@ impl AppForwarder {
     /// gRPC call a trailers-only PERMISSION_DENIED, naming the caller, the
     /// service and what to change; counted, and logged at debug (the
     /// connection's refusal is logged once when it is accepted).
-    pub fn forbidden(&self, req: &Request<Incoming>, who: &Caller) -> Response<ProxyBody> {
+    pub fn forbidden(
+        &self,
+        req: &Request<Incoming>,
+        who: &Caller,
+        by_rules: bool,
+    ) -> Response<ProxyBody> {
         let caller = &*who.id;
         self.metrics.authz_denied(caller);
-        tracing::debug!(%caller, path = %req.uri().path(), "refused request: caller not in [authz] allow");
-        let why = format!(
-            "meshgw inbound: caller {caller} may not call {}: it is not in [authz] allow of this workload's sidecar",
-            self.service
-        );
+        let (method, path) = (req.method(), req.uri().path());
+        let why = if by_rules {
+            tracing::debug!(%caller, %method, path, "refused request: no [[authz.rules]] entry of the caller allows it");
+            format!(
+                "meshgw inbound: caller {caller} may not {method} {path} on {}: no [[authz.rules]] entry of this workload's sidecar allows it",
+                self.service
+            )
+        } else {
+            tracing::debug!(%caller, path, "refused request: caller not in [authz]");
+            format!(
+                "meshgw inbound: caller {caller} may not call {}: it is not in [authz] allow nor in any [[authz.rules]] of this workload's sidecar",
+                self.service
+            )
+        };
         let mut resp = if crate::grpc::is_grpc(req.headers()) {
             let mut resp = Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed());
             let h = resp.headers_mut();
@@ -318,7 +358,12 @@ impl AppForwarder {
             None => parts.headers.remove(CALLER_NAME),
         };
         if let Some((_, v)) = &caller.cluster {
-            parts.headers.insert(SOURCE_CLUSTER_NAME, v.clone());
+            // Replaced unless it is already the one value, and the right
+            // one (`insert` drops every other value).
+            let mut said = parts.headers.get_all(&SOURCE_CLUSTER_NAME).iter();
+            if !(said.next() == Some(v) && said.next().is_none()) {
+                parts.headers.insert(SOURCE_CLUSTER_NAME, v.clone());
+            }
         }
         if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
             parts.headers.insert(TRACEPARENT_NAME, v);

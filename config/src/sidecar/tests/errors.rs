@@ -117,7 +117,47 @@ fn authz_patterns_are_checked_one_by_one() {
     assert_eq!(errs.0.len(), 2, "{errs}");
     let text = format!("{MINIMAL}\n[authz]\n");
     let e = only(&fx.errors(&text), "authz.allow").clone();
-    assert!(e.message.contains("missing required key `allow`"), "{e}");
+    assert!(e.message.contains("allows nobody as written"), "{e}");
+}
+
+#[test]
+fn authz_rules_are_checked_entry_by_entry() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{MINIMAL}\n[[authz.rules]]\ncallers = []\n\n[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/web/*\"]\nmethods = [\"get\"]\npaths = [\"catalog\"]\n\n[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/web/*\"]\nmethods = []\n\n[[authz.rules]]\npaths = [\"/x\"]\n"
+    );
+    let errs = fx.errors(&text);
+    at(
+        &errs,
+        &text,
+        "authz.rules[0].callers",
+        "callers = []",
+        "lists no caller",
+    );
+    at(
+        &errs,
+        &text,
+        "authz.rules[1].methods[0]",
+        "\"get\"",
+        "HTTP method in capitals",
+    );
+    at(
+        &errs,
+        &text,
+        "authz.rules[1].paths[0]",
+        "\"catalog\"",
+        "does not start with /",
+    );
+    at(
+        &errs,
+        &text,
+        "authz.rules[2].methods",
+        "methods = []",
+        "leave the key out",
+    );
+    let e = only(&errs, "authz.rules[3].callers");
+    assert!(e.message.contains("missing required key `callers`"), "{e}");
+    assert_eq!(errs.0.len(), 5, "{errs}");
 }
 
 #[test]

@@ -163,12 +163,46 @@ fn authz_allow_lists_are_read() {
             allow: vec![
                 CallerPattern::Exact("spiffe://mesh.test/ns/default/sa/orders".into()),
                 CallerPattern::Prefix("spiffe://mesh.test/ns/shop/".into()),
-            ]
+            ],
+            rules: vec![],
         })
     );
     let text = format!("{MINIMAL}\n[authz]\nallow = []\n");
     let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.authz, Some(AuthzConfig { allow: vec![] }), "nobody");
+    assert_eq!(c.authz, Some(AuthzConfig::default()), "nobody");
+}
+
+#[test]
+fn authz_rules_are_read() {
+    use crate::{AuthzConfig, AuthzRule, CallerPattern, PathPattern};
+    let fx = Fixture::new();
+    let text = format!(
+        "{MINIMAL}\n[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/web/*\"]\nmethods = [\"GET\"]\npaths = [\"/catalog/*\", \"/\"]\n\n[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/batch/sa/sync\"]\n"
+    );
+    let c = fx.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.authz,
+        Some(AuthzConfig {
+            allow: vec![],
+            rules: vec![
+                AuthzRule {
+                    callers: vec![CallerPattern::Prefix("spiffe://mesh.test/ns/web/".into())],
+                    methods: vec!["GET".into()],
+                    paths: vec![
+                        PathPattern::Prefix("/catalog/".into()),
+                        PathPattern::Exact("/".into())
+                    ],
+                },
+                AuthzRule {
+                    callers: vec![CallerPattern::Exact(
+                        "spiffe://mesh.test/ns/batch/sa/sync".into()
+                    )],
+                    methods: vec![],
+                    paths: vec![],
+                },
+            ],
+        })
+    );
 }
 
 #[test]

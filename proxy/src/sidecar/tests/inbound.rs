@@ -49,11 +49,19 @@ async fn http_app() -> SocketAddr {
             tokio::spawn(async move {
                 let svc =
                     hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        // Every value of a header, comma-joined.
                         let h = |n: &str| {
-                            req.headers()
-                                .get(n)
-                                .map(|v| v.to_str().unwrap().to_string())
-                                .unwrap_or_else(|| "-".into())
+                            let all: Vec<&str> = req
+                                .headers()
+                                .get_all(n)
+                                .iter()
+                                .map(|v| v.to_str().unwrap())
+                                .collect();
+                            if all.is_empty() {
+                                "-".into()
+                            } else {
+                                all.join(",")
+                            }
                         };
                         let seen = format!(
                             "caller={} source={} traceparent={} host={}",
@@ -257,8 +265,20 @@ async fn http_requests_reach_the_app_with_the_verified_caller_and_cluster() {
         "{}",
         seen(&resp)
     );
+    // The right cluster first and a forged one after it: only the right one.
+    let req = Request::get("http://payments.default.mesh/")
+        .header("x-meshgw-source-cluster", "a")
+        .header("x-meshgw-source-cluster", "b")
+        .body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert!(
+        seen(&resp).contains("source=a traceparent"),
+        "{}",
+        seen(&resp)
+    );
     let text = inbound.metrics.render();
-    assert!(text.contains("src_cluster=\"a\",dst_cluster=\"a\",service=\"default/payments\",status_class=\"2xx\"} 2"), "{text}");
+    assert!(text.contains("src_cluster=\"a\",dst_cluster=\"a\",service=\"default/payments\",status_class=\"2xx\"} 3"), "{text}");
 }
 
 #[tokio::test]
