@@ -41,5 +41,5 @@ pub use sidecar::{
     Access, AnyConfig, AppProtocol, AuthzConfig, AuthzRule, CallerPattern, GatewayRef,
     HealthConfig, HealthKind, InboundConfig, LocalityConfig, OutboundConfig, OutlierConfig,
     PathPattern, SIDECAR_SCHEMA, ServiceConfig, SidecarConfig, TelemetryConfig, Timeouts,
-    UpstreamConfig, load_any,
+    UpstreamConfig, is_normal_path, load_any,
 };

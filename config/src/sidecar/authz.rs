@@ -95,6 +95,29 @@ impl AuthzConfig {
     }
 }
 
+/// Whether a request path is in the one form rules are matched against: no
+/// empty, `.` or `..` segment, no backslash, and no percent-encoded `/`,
+/// `.` or `\` (which an app might decode into one of those). A path that
+/// is not could reach the app as another path than the one matched, so a
+/// caller limited by rules is refused it.
+pub fn is_normal_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        return false;
+    }
+    // Segments after the leading `/`; a trailing `/` (an empty last
+    // segment) is a path of its own, not a way around one.
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    !segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i != last))
+}
+
 /// One `paths` entry: a path, or a prefix ending in `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathPattern {
@@ -349,6 +372,23 @@ mod tests {
         let cart = authz.access("spiffe://m.test/ns/web/sa/cart");
         assert!(cart.permits("POST", "/orders") && cart.permits("GET", "/catalog/x"));
         assert!(!cart.permits("POST", "/orders/1"));
+        for normal in ["/", "/catalog/shoes", "/catalog/", "/a.b/c..d/%41"] {
+            assert!(is_normal_path(normal), "{normal} refused");
+        }
+        for odd in [
+            "",
+            "//admin",
+            "/catalog//x",
+            "/catalog/../admin",
+            "/catalog/./x",
+            "/catalog/..",
+            "/catalog/%2e%2e/admin",
+            "/catalog%2Fadmin",
+            "/catalog\\admin",
+            "/catalog/%5C",
+        ] {
+            assert!(!is_normal_path(odd), "{odd} taken as normal");
+        }
         for bad in ["orders", "/a*/b", "/a?x=1"] {
             assert!(PathPattern::parse(bad).is_err(), "{bad} accepted");
         }

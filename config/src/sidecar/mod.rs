@@ -14,7 +14,7 @@ mod tests;
 
 pub use any::{AnyConfig, load_any};
 pub(crate) use authz::read_patterns;
-pub use authz::{Access, AuthzConfig, AuthzRule, CallerPattern, PathPattern};
+pub use authz::{Access, AuthzConfig, AuthzRule, CallerPattern, PathPattern, is_normal_path};
 pub use schema::SIDECAR_SCHEMA;
 pub use types::{
     AppProtocol, GatewayRef, HealthConfig, HealthKind, InboundConfig, LocalityConfig,

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use meshgw_config::{Access, AppProtocol, AuthzRule, SidecarConfig};
+use meshgw_config::{Access, AppProtocol, AuthzRule, SidecarConfig, is_normal_path};
 use opentelemetry::KeyValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -80,18 +80,36 @@ impl Caller {
         self
     }
 
-    /// Whether the caller's rules let `req` through.
-    fn permits(&self, req: &Request<Incoming>) -> bool {
-        self.rules.as_ref().is_none_or(|rules| {
-            let (method, path) = (req.method().as_str(), req.uri().path());
-            rules.iter().any(|r| r.permits(method, path))
-        })
+    /// Whether the caller's rules let `req` through; why not if they do not.
+    fn permits(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
+        let Some(rules) = &self.rules else {
+            return Ok(());
+        };
+        let (method, path) = (req.method().as_str(), req.uri().path());
+        if !is_normal_path(path) {
+            return Err(Refusal::OddPath);
+        }
+        match rules.iter().any(|r| r.permits(method, path)) {
+            true => Ok(()),
+            false => Err(Refusal::NoRule),
+        }
     }
 
     /// The caller's verified cluster, if its certificate names one.
     pub fn cluster(&self) -> Option<&str> {
         self.cluster.as_ref().map(|(c, _)| &**c)
     }
+}
+
+/// Why a request is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller is in neither `[authz] allow` nor any rule.
+    NotListed,
+    /// None of the caller's `[[authz.rules]]` permits the method and path.
+    NoRule,
+    /// The path is not in normal form, and the caller is limited by rules.
+    OddPath,
 }
 
 /// The body of responses to callers: the app's, streamed, or our own error.
@@ -153,10 +171,10 @@ impl AppForwarder {
             let (me, who) = (me.clone(), who.clone());
             async move {
                 if denied {
-                    return Ok(me.forbidden(&req, &who, false));
+                    return Ok(me.forbidden(&req, &who, Refusal::NotListed));
                 }
-                if !who.permits(&req) {
-                    return Ok(me.forbidden(&req, &who, true));
+                if let Err(why) = who.permits(&req) {
+                    return Ok(me.forbidden(&req, &who, why));
                 }
                 me.forward(req, who).await
             }
@@ -265,23 +283,23 @@ impl AppForwarder {
         &self,
         req: &Request<Incoming>,
         who: &Caller,
-        by_rules: bool,
+        refusal: Refusal,
     ) -> Response<ProxyBody> {
         let caller = &*who.id;
         self.metrics.authz_denied(caller);
         let (method, path) = (req.method(), req.uri().path());
-        let why = if by_rules {
-            tracing::debug!(%caller, %method, path, "refused request: no [[authz.rules]] entry of the caller allows it");
-            format!(
-                "meshgw inbound: caller {caller} may not {method} {path} on {}: no [[authz.rules]] entry of this workload's sidecar allows it",
-                self.service
-            )
-        } else {
-            tracing::debug!(%caller, path, "refused request: caller not in [authz]");
-            format!(
-                "meshgw inbound: caller {caller} may not call {}: it is not in [authz] allow nor in any [[authz.rules]] of this workload's sidecar",
-                self.service
-            )
+        let service = &self.service;
+        tracing::debug!(%caller, %method, path, ?refusal, "refused request");
+        let why = match refusal {
+            Refusal::NotListed => format!(
+                "meshgw inbound: caller {caller} may not call {service}: it is not in [authz] allow nor in any [[authz.rules]] of this workload's sidecar"
+            ),
+            Refusal::NoRule => format!(
+                "meshgw inbound: caller {caller} may not {method} {path} on {service}: no [[authz.rules]] entry of this workload's sidecar allows it"
+            ),
+            Refusal::OddPath => format!(
+                "meshgw inbound: caller {caller} may not {method} {path:?} on {service}: its [[authz.rules]] are matched against normal paths only (no empty, '.' or '..' segment, no backslash, no encoded '/', '.' or '\\')"
+            ),
         };
         let mut resp = if crate::grpc::is_grpc(req.headers()) {
             let mut resp = Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed());
