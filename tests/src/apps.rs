@@ -64,7 +64,8 @@ fn full(s: String) -> Body {
 }
 
 /// Starts the HTTP app `name`:
-/// - `GET /` → `200 name=<name>` plus the `x-meshgw-*` and `traceparent` headers it saw, one per line;
+/// - `GET /` → `200 name=<name>` plus the `x-meshgw-*`, `traceparent` and
+///   `x-http-method-override` headers it saw, one per line;
 /// - `POST /upload` → `200 <sha256 of the body> <length>` (streamed, never buffered whole);
 /// - `GET /download?n=N` → N pattern bytes (streamed);
 /// - `GET /slow?ms=N` → the head at once (`x-app: <name>`), then after N ms
@@ -150,7 +151,8 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
             let mut out = format!("name={name}\n");
             for (k, v) in req.headers() {
                 let k = k.as_str();
-                if k.starts_with("x-meshgw-") || k == "traceparent" {
+                if k.starts_with("x-meshgw-") || k == "traceparent" || k == "x-http-method-override"
+                {
                     out += &format!("{k}={}\n", v.to_str().unwrap_or("?"));
                 }
             }

@@ -216,13 +216,31 @@ async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
     }
     // A path a rule's prefix would match, but that an app could resolve to
     // another path: refused, whatever the rules say.
-    for odd in ["/download/../slow", "/download/%2e%2e/slow", "/download//x"] {
+    for odd in [
+        "/download/../slow",
+        "/download/%2e%2e/slow",
+        "/download//x",
+        "/download/..;/slow",
+    ] {
         let (status, _, body) = web.curl("payments.default.mesh", odd, &["--path-as-is"])?;
         ensure!(
             status == 403 && body.contains("normal paths only"),
             "web GET {odd} should be refused: {status} {body}"
         );
     }
+    // A method override would run another method than the one checked: it
+    // is taken off a rule-limited caller's requests, not off others'.
+    let over = ["-H", "X-HTTP-Method-Override: DELETE"];
+    let (status, _, body) = web.curl("payments.default.mesh", "/", &over)?;
+    ensure!(
+        status == 200 && !body.contains("x-http-method-override"),
+        "web's method override reached the app: {status} {body}"
+    );
+    let (status, _, body) = ops.curl("payments.default.mesh", "/", &over)?;
+    ensure!(
+        status == 200 && body.contains("x-http-method-override=DELETE"),
+        "ops's header was taken off: {status} {body}"
+    );
     // ops is in allow: everything.
     let (status, _, body) = ops.curl("payments.default.mesh", "/upload", &["-d", "x=1"])?;
     ensure!(
@@ -275,7 +293,7 @@ async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
             &[web],
         ))
     };
-    ensure!(denied(0)? == 5, "payments: expected 5 refusals of web");
+    ensure!(denied(0)? == 6, "payments: expected 6 refusals of web");
     ensure!(denied(1)? == 1, "inventory: expected 1 refusal of web");
     ensure!(denied(2)? == 1, "echo: expected 1 refusal of web");
     Ok(())

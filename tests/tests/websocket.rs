@@ -2,7 +2,8 @@
 //! client opens `ws://chat.default.mesh/echo` through its sidecar's
 //! `outbound.http`, in the service's cluster and in another one (through
 //! both gateways and the QUIC tunnel); the app gets the caller's identity
-//! with the handshake, messages of every size come back intact, the close
+//! with the handshake (`[[authz.rules]]` that allow only GET let it
+//! through), messages of every size come back intact, the close
 //! handshake completes, the bytes are counted; an upgrade the app refuses
 //! comes back as its answer, one it ignores (a 200) as a 502.
 
@@ -27,7 +28,10 @@ async fn websockets_cross_the_mesh_by_name_and_refusals_come_back() -> Result<()
     let chat = ws::echo_app("chat-a").await?;
     let orders_a = apps::http("orders-a").await?;
     let orders_b = apps::http("orders-b").await?;
-    let server = m.sidecar("a", "default/chat", "http", chat.addr).await?;
+    // The callers may only GET: a WebSocket is checked as the GET it is.
+    let mut spec = m.sidecar_spec("a", "default/chat", "http", chat.addr)?;
+    spec.extra = "[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/default/sa/orders\"]\nmethods = [\"GET\"]\npaths = [\"/echo\", \"/nope\", \"/\"]\n".into();
+    let server = meshgw_tests::sidecar::SidecarProc::start(spec, m.dir.path()).await?;
     let here = m
         .sidecar("a", "default/orders", "http", orders_a.addr)
         .await?;

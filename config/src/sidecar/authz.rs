@@ -96,16 +96,21 @@ impl AuthzConfig {
 }
 
 /// Whether a request path is in the one form rules are matched against: no
-/// empty, `.` or `..` segment, no backslash, and no percent-encoded `/`,
-/// `.` or `\` (which an app might decode into one of those). A path that
-/// is not could reach the app as another path than the one matched, so a
-/// caller limited by rules is refused it.
+/// empty, `.` or `..` segment, no backslash, no `;` (a path parameter, which
+/// servlet containers drop before resolving dots: `/a/..;/b`), and no
+/// percent-encoded `/`, `.`, `\` or `%` (which an app might decode, once
+/// or twice, into one of those). A path that is not could reach the app as
+/// another path than the one matched, so a caller limited by rules is
+/// refused it.
 pub fn is_normal_path(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains('\\') {
+    if !path.starts_with('/') || path.contains(['\\', ';']) {
         return false;
     }
     let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+    if ["%2e", "%2f", "%5c", "%25"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
         return false;
     }
     // Segments after the leading `/`; a trailing `/` (an empty last
@@ -139,11 +144,24 @@ impl PathPattern {
                 "{s:?} has a query: rules match the path only; {EXAMPLE}"
             ));
         }
-        match s.strip_suffix('*') {
-            Some(stem) if !stem.contains('*') => Ok(PathPattern::Prefix(stem.to_string())),
-            _ if s.contains('*') => Err(format!("{s:?}: `*` may only end a path; {EXAMPLE}")),
-            _ => Ok(PathPattern::Exact(s.to_string())),
+        let pattern = match s.strip_suffix('*') {
+            Some(stem) if !stem.contains('*') => PathPattern::Prefix(stem.to_string()),
+            _ if s.contains('*') => {
+                return Err(format!("{s:?}: `*` may only end a path; {EXAMPLE}"));
+            }
+            _ => PathPattern::Exact(s.to_string()),
+        };
+        // Requests are only matched in normal form: a pattern that is not
+        // would never match.
+        let stem = match &pattern {
+            PathPattern::Exact(p) | PathPattern::Prefix(p) => p,
+        };
+        if !is_normal_path(stem) {
+            return Err(format!(
+                "{s:?} is not a normal path (an empty, . or .. segment, a backslash, a ;, or an encoded / . \\ %), so no request would match it; {EXAMPLE}"
+            ));
         }
+        Ok(pattern)
     }
 
     /// Whether `path` matches.
@@ -235,11 +253,13 @@ pub(crate) fn read_rules(views: &[View<'_>], d: &mut Diag) -> Option<Vec<AuthzRu
             d.push(t.key_line(d, "callers"), &t.key_path("callers"), msg);
         }
         let methods = read_list(t, d, "methods", |m| {
-            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) {
+            let token =
+                |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+            if m.bytes().any(|b| b.is_ascii_uppercase()) && m.bytes().all(token) {
                 Ok(m.to_string())
             } else {
                 Err(format!(
-                    "{m:?} is not an HTTP method in capitals, such as \"GET\" or \"POST\""
+                    "{m:?} is not an HTTP method in capitals, such as \"GET\", \"POST\" or \"M-SEARCH\""
                 ))
             }
         });
@@ -386,10 +406,13 @@ mod tests {
             "/catalog%2Fadmin",
             "/catalog\\admin",
             "/catalog/%5C",
+            "/catalog/..;/admin",
+            "/catalog;x=1/y",
+            "/catalog/%252e%252e/admin",
         ] {
             assert!(!is_normal_path(odd), "{odd} taken as normal");
         }
-        for bad in ["orders", "/a*/b", "/a?x=1"] {
+        for bad in ["orders", "/a*/b", "/a?x=1", "/a/../b/*", "//x", "/%2e/*"] {
             assert!(PathPattern::parse(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(

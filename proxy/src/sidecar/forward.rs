@@ -44,6 +44,13 @@ const CALLER_NAME: HeaderName = HeaderName::from_static(CALLER_HEADER);
 /// [`SOURCE_CLUSTER_HEADER`], parsed.
 const SOURCE_CLUSTER_NAME: HeaderName = HeaderName::from_static(SOURCE_CLUSTER_HEADER);
 
+/// Headers some web frameworks take as the request's real method.
+const METHOD_OVERRIDES: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
 /// A connection's caller, as its verified certificate shows it, with the
 /// header values the app is given (built once per connection).
 #[derive(Clone, Debug)]
@@ -85,7 +92,13 @@ impl Caller {
         let Some(rules) = &self.rules else {
             return Ok(());
         };
-        let (method, path) = (req.method().as_str(), req.uri().path());
+        // An upgrade (a WebSocket) arrives as an extended CONNECT and
+        // reaches the app as the GET it was: rules see that GET.
+        let method = match req.extensions().get::<hyper::ext::Protocol>() {
+            Some(_) if req.method() == http::Method::CONNECT => "GET",
+            _ => req.method().as_str(),
+        };
+        let path = req.uri().path();
         if !is_normal_path(path) {
             return Err(Refusal::OddPath);
         }
@@ -375,12 +388,25 @@ impl AppForwarder {
             Some(v) => parts.headers.insert(CALLER_NAME, v.clone()),
             None => parts.headers.remove(CALLER_NAME),
         };
-        if let Some((_, v)) = &caller.cluster {
+        let mut said = parts.headers.get_all(&SOURCE_CLUSTER_NAME).iter();
+        let (first, more) = (said.next().cloned(), said.next().is_some());
+        match (&caller.cluster, first) {
             // Replaced unless it is already the one value, and the right
             // one (`insert` drops every other value).
-            let mut said = parts.headers.get_all(&SOURCE_CLUSTER_NAME).iter();
-            if !(said.next() == Some(v) && said.next().is_none()) {
+            (Some((_, v)), first) if more || first.as_ref() != Some(v) => {
                 parts.headers.insert(SOURCE_CLUSTER_NAME, v.clone());
+            }
+            // Unverified: the calling sidecar's value, once.
+            (None, Some(first)) if more => {
+                parts.headers.insert(SOURCE_CLUSTER_NAME, first);
+            }
+            _ => {}
+        }
+        if caller.rules.is_some() {
+            // A framework that honours these would run another method than
+            // the one the caller's rules were checked against.
+            for name in METHOD_OVERRIDES {
+                parts.headers.remove(name);
             }
         }
         if let Some(v) = traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
