@@ -164,37 +164,46 @@ async fn forward(
     // A small upload's HEADERS, DATA and END_STREAM in one write (`Coalesce`).
     let (head, body) = req.into_parts();
     let body = Coalesce::prefetched(Either::Left(body)).await;
-    // An idempotent request without a body may be sent again when its
-    // connection fails before the answer's head (RFC 9110, 9.2.2): its head
-    // is kept for that.
-    let mut replay = (idempotent(&head.method) && body.is_end_stream()).then(|| copy_head(&head));
-    let mut req = Request::from_parts(head, body);
-    let mut deadline = None;
-    let mut avoid = Vec::new();
-    let mut resent = false;
     // An upgrade holds its stream for as long as the upgraded connection
     // lasts: it gets a mesh connection of its own, so that it takes neither
     // stream slots nor flow-control window from the pooled requests.
-    let own_connection = req.extensions().get::<hyper::ext::Protocol>().is_some();
+    let own_connection = head.extensions.get::<hyper::ext::Protocol>().is_some();
+    // A request without a body can be sent again from a copy of its head:
+    // an idempotent one when its stream fails before the answer's head
+    // (RFC 9110, 9.2.2), any one that the destination did not process (a
+    // refused stream, one a GOAWAY left out; RFC 9113, 8.7).
+    let idempotent = idempotent(&head.method);
+    let mut replay = (body.is_end_stream() && !own_connection).then(|| copy_head(&head));
+    let mut req = Request::from_parts(head, body);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut avoid = Vec::new();
+    let mut resent = false;
+    let timed_out = || {
+        let detail = format!("no response head within {limit:?}");
+        ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send()
+    };
     let (resp, target, guard, deferred) = loop {
-        let connected = shared
-            .dialer
-            .with_retry_excluding(svc, std::mem::take(&mut avoid), |t| async move {
-                if own_connection {
-                    Box::pin(connect(shared, &t, svc, port, tp)).await
-                } else {
-                    sender(shared, t, svc, port, tp).await
-                }
-            })
-            .await?;
+        let dial =
+            shared
+                .dialer
+                .with_retry_excluding(svc, std::mem::take(&mut avoid), |t| async move {
+                    if own_connection {
+                        Box::pin(connect(shared, &t, svc, port, tp)).await
+                    } else {
+                        sender(shared, t, svc, port, tp).await
+                    }
+                });
+        // A resend connects within what is left of the first attempt's time.
+        let connected = match deadline {
+            Some(d) => tokio::time::timeout_at(d, dial)
+                .await
+                .map_err(|_| timed_out())??,
+            None => dial.await?,
+        };
         let (mut sender, target) = (connected.conn, connected.target);
         // `timeouts.request` runs from the first connection to the
         // response head; a resend gets what is left of it.
         let deadline = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
-        let timed_out = || {
-            let detail = format!("no response head within {limit:?}");
-            ProxyError::new(Hop::App, Reason::RequestTimeout, detail).after_send()
-        };
         if tokio::time::Instant::now() >= deadline {
             return Err(timed_out());
         }
@@ -249,13 +258,19 @@ async fn forward(
                     }
                     Some(_) => return Err(err),
                     // Sent, and the stream or its connection failed before
-                    // the answer's head (the instance died, a reset, a
-                    // refused stream): the target failed it, as a 503 would.
+                    // the answer's head.
                     None => {
-                        shared.dialer.report_response(svc, &target, 503);
+                        let unprocessed = unprocessed(e.error());
+                        // The instance died or reset the stream: it failed
+                        // the request, as a 503 would. A refused stream is
+                        // a busy or draining instance, and an upgrade's
+                        // reset may be an older sidecar: neither counts.
+                        if !unprocessed && !own_connection {
+                            shared.dialer.report_response(svc, &target, 503);
+                        }
                         match replay.take() {
-                            Some(head) if !resent && time_left => {
-                                tracing::info!(service = %svc, target = %target.key(), error = %e.error(), "connection failed before the answer; sending the idempotent request again, elsewhere if possible");
+                            Some(head) if (idempotent || unprocessed) && !resent && time_left => {
+                                tracing::info!(service = %svc, target = %target.key(), error = %e.error(), unprocessed, "stream failed before the answer; sending the request again, elsewhere if possible");
                                 resent = true;
                                 avoid.push(target.key());
                                 let none = Coalesce::new(Either::Right(Empty::new()));
@@ -277,6 +292,24 @@ async fn forward(
         .boxed_unsync()
     });
     Ok((resp, target))
+}
+
+/// Whether the destination said it did not process the request: it
+/// refused the stream, or a graceful GOAWAY (NO_ERROR) left the stream out
+/// (RFC 9113, 8.7). A GOAWAY with an error code ends every open stream,
+/// processed or not, so it proves nothing.
+fn unprocessed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            let reason = h2.reason();
+            return h2.is_remote()
+                && ((h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && reason == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// Whether a request with `method` may be sent twice (RFC 9110, 9.2.2).
@@ -422,5 +455,44 @@ impl Body for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    use super::unprocessed;
+
+    /// The error a hyper HTTP/2 client gets when the server resets its
+    /// first stream with `reason`.
+    async fn reset_with(reason: h2::Reason) -> hyper::Error {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut conn = h2::server::handshake(server_io).await.unwrap();
+            if let Some(Ok((_req, mut respond))) = conn.accept().await {
+                respond.send_reset(reason);
+            }
+            // Keep the connection going so the reset is what the client sees.
+            while conn.accept().await.is_some() {}
+        });
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("http://x/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        send.send_request(req).await.expect_err("reset")
+    }
+
+    #[tokio::test]
+    async fn a_refused_stream_is_unprocessed_and_other_resets_are_not() {
+        assert!(unprocessed(&reset_with(h2::Reason::REFUSED_STREAM).await));
+        assert!(!unprocessed(&reset_with(h2::Reason::CANCEL).await));
+        assert!(!unprocessed(&reset_with(h2::Reason::INTERNAL_ERROR).await));
     }
 }
