@@ -67,6 +67,16 @@ impl MeshBuilder {
         }
     }
 
+    /// The mesh most tests use: clusters `a` and `b`, one gateway each on
+    /// an embedded store, `exporter` exporting every `default/` service to
+    /// the other.
+    pub fn two_clusters(exporter: &str) -> Self {
+        Self::new()
+            .cluster("a", Backend::Embedded, 1)
+            .cluster("b", Backend::Embedded, 1)
+            .export(exporter, "default/*", &["*"])
+    }
+
     /// Adds a cluster with `replicas` gateways.
     pub fn cluster(mut self, name: &str, backend: Backend, replicas: usize) -> Self {
         self.clusters.push((name.into(), backend, replicas));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps::{self, TcpEnd};
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::MeshBuilder;
 use meshgw_tests::metrics;
 use meshgw_tests::sidecar::SidecarProc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,12 +21,7 @@ const AUTHZ: &str = "[authz]\nallow = [\"spiffe://mesh.test/ns/default/sa/orders
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_allowed_callers_reach_the_app_locally_and_across_clusters() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     // Three services in a, each allowing only orders.
     let pay = apps::http("payments-a").await?;
     let inv = apps::grpc("inventory").await?;
@@ -155,12 +150,7 @@ methods = [\"POST\"]\npaths = [\"/grpc.health.v1.Health/Check\"]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let pay = apps::http("payments-a").await?;
     let inv = apps::grpc("inventory").await?;
     let echo = apps::tcp_echo().await?;

@@ -163,12 +163,7 @@ async fn http_grpc_and_tcp_cross_clusters_by_name_intact() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let pay = apps::http("payments-a").await?;
     let orders = apps::http("orders-a").await?;
     let _s = m.sidecar("a", "default/payments", "http", pay.addr).await?;
@@ -193,12 +188,7 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("b", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("b").start().await?;
     let pay_a = apps::http("payments-a").await?;
     let pay_b = apps::http("payments-b").await?;
     let orders = apps::http("orders-a").await?;

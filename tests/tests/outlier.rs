@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps::{self, App};
-use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::mesh::{Mesh, MeshBuilder};
 use meshgw_tests::metrics;
 use meshgw_tests::sidecar::SidecarProc;
 
@@ -43,12 +43,7 @@ async fn failover(
     request_timeout: &str,
     caller_extra: &str,
 ) -> Result<Failover> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("b", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("b").start().await?;
     let svc = format!("default/{name}");
     let mut spec = m.sidecar_spec("a", &svc, protocol, broken)?;
     spec.health = health.into();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use meshgw_tests::apps::{self, TcpEnd};
-use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
+use meshgw_tests::mesh::{Mesh, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
 use meshgw_tests::{ports, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,12 +110,7 @@ async fn check_path(
 /// The echo runs in a; callers in a (same cluster) and b (across the tunnel)
 /// each have an upstream listener for it.
 async fn start() -> Result<(Mesh, Vec<SidecarProc>, SocketAddr, SocketAddr)> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let mut sidecars = Vec::new();
     let mut upstreams = Vec::new();
     for c in ["a", "b"] {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps;
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::MeshBuilder;
 use meshgw_tests::sidecar::curl_via;
 use meshgw_tests::wait;
 
@@ -16,12 +16,7 @@ const T: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_request_whose_instance_dies_is_sent_again_elsewhere() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("b", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("b").start().await?;
     let (stalling, seen) = apps::http_stalling().await?;
     let pay_b = apps::http("payments-b").await?;
     let orders = apps::http("orders-a").await?;

@@ -125,12 +125,7 @@ struct Crossing {
 /// Starts clusters a and b, `payments` in a and `orders` in b, and waits
 /// until b's catalog lists `payments`.
 async fn crossing() -> Result<(Mesh, Crossing)> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let pay = apps::http("payments-a").await?;
     let server = m.sidecar("a", "default/payments", "http", pay.addr).await?;
     let orders = apps::http("orders").await?;

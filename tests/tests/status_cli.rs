@@ -11,12 +11,7 @@ use meshgw_tests::{bin, wait};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_peers_and_services_as_table_and_json() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let mut a = Api::connect(&m, "a").await?;
     let _k = a.register_kept("default/payments", "p1", 20).await?;
     let b_cfg = m.clusters["b"].gateways[0]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps;
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::MeshBuilder;
 use meshgw_tests::otlp::{Collector, Received};
 use meshgw_tests::sidecar::SidecarProc;
 use meshgw_tests::wait;
@@ -34,12 +34,7 @@ async fn both_sidecars_export_a_span_of_a_call_chained_by_traceparent() -> Resul
         "[telemetry]\notlp_endpoint = {:?}\nsample_percent = 100\n",
         collector.endpoint()
     );
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let pay = apps::http("payments-a").await?;
     let mut spec = m.sidecar_spec("a", "default/payments", "http", pay.addr)?;
     spec.extra = telemetry.clone();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use meshgw_tests::apps;
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::MeshBuilder;
 use meshgw_tests::{metrics, wait, ws};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
@@ -19,12 +19,7 @@ const T: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_cross_the_mesh_by_name_and_refusals_come_back() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .cluster("b", Backend::Embedded, 1)
-        .export("a", "default/*", &["*"])
-        .start()
-        .await?;
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let chat = ws::echo_app("chat-a").await?;
     let orders_a = apps::http("orders-a").await?;
     let orders_b = apps::http("orders-b").await?;
