@@ -266,6 +266,12 @@ impl Keys {
         format!("{}{}", self.service_instances(s), id)
     }
 
+    /// Returns the key naming the service a lease was granted for (attached
+    /// to that lease), so that only writers of that service renew it.
+    pub fn lease_owner(&self, lease: i64) -> String {
+        format!("{}/leases/{lease:016x}", self.prefix)
+    }
+
     /// Returns the prefix holding every peer's imports (and its session
     /// markers: use [`Keys::parse_import`] to pick out the imports).
     pub fn imports(&self) -> String {

@@ -146,6 +146,19 @@ impl Api {
         self.register_kept_via(svc, id, ttl, &me).await
     }
 
+    /// Renews `lease` once over a KeepAlive stream; returns the granted TTL
+    /// in seconds, or the stream's error status.
+    pub async fn keep_alive_once(&mut self, lease: i64) -> Result<u32, tonic::Status> {
+        let req = tokio_stream::iter([KeepAliveRequest { lease_id: lease }]);
+        let mut responses = self.c.keep_alive(req).await?.into_inner();
+        match responses.message().await? {
+            Some(r) => Ok(r.ttl_seconds),
+            None => Err(tonic::Status::unknown(
+                "the KeepAlive stream ended without an answer",
+            )),
+        }
+    }
+
     /// Registers, then keeps the lease alive through `via`, moving to the
     /// next gateway when one stops answering (as a sidecar fails over between replicas).
     pub async fn register_kept_via(

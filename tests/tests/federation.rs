@@ -199,6 +199,19 @@ async fn a_workload_changes_only_its_own_service_through_the_api() -> Result<()>
         code == tonic::Code::PermissionDenied,
         "Deregister: {code:?}"
     );
+    // Nor keep its lease alive (which would keep a dead instance listed);
+    // its own lease, and payments' for an admin, renew.
+    let own = orders.register("default/orders", "o2", 60).await?;
+    anyhow::ensure!(orders.keep_alive_once(own).await? == 60, "own lease");
+    match orders.keep_alive_once(lease).await {
+        Err(s) if s.code() == tonic::Code::PermissionDenied => anyhow::ensure!(
+            s.message().contains("renewing lease")
+                && s.message().contains("may not change default/payments"),
+            "{s:?}"
+        ),
+        r => anyhow::bail!("orders renewed payments' lease: {r:?}"),
+    }
+    anyhow::ensure!(admin.keep_alive_once(lease).await? == 60, "admin");
     let view = admin.cluster_view("default/payments", "a").await?;
     anyhow::ensure!(
         view.as_ref().is_some_and(|v| v.healthy == 1),

@@ -88,8 +88,23 @@ impl CatalogApi {
             .await
             .map_err(store_status)?;
         let key = self.keys.instance(&inst.service, &inst.id);
-        let revision = match self.store.put(&key, encode(&inst), Some(lease)).await {
-            Ok(rev) => rev,
+        // The instance and the record of whose lease it is, together.
+        let owner = format!("{}/{}", inst.service.namespace, inst.service.name);
+        let put = |key: String, value: Vec<u8>| Op::Put {
+            key,
+            value,
+            lease: Some(lease),
+        };
+        let txn = Txn {
+            compare: vec![],
+            success: vec![
+                put(key, encode(&inst)),
+                put(self.keys.lease_owner(lease), owner.into_bytes()),
+            ],
+            failure: vec![],
+        };
+        let revision = match self.store.txn(txn).await {
+            Ok(r) => r.revision,
             Err(e) => {
                 if let Err(re) = self.store.revoke(lease).await {
                     tracing::debug!(lease, error = %re, "revoking the lease of a failed registration");
@@ -103,6 +118,29 @@ impl CatalogApi {
             lease_id: lease,
             ttl_seconds: ttl,
             revision,
+        })
+    }
+
+    /// Checks that `caller` may renew `lease`: it may write the service the
+    /// lease was granted for. A lease without that record (granted by a
+    /// gateway before it kept one, or already gone) is left to the store.
+    pub(crate) async fn check_lease(
+        &self,
+        caller: Option<&str>,
+        lease: LeaseId,
+    ) -> Result<(), Status> {
+        let Some(kv) = self
+            .store
+            .get(&self.keys.lease_owner(lease))
+            .await
+            .map_err(store_status)?
+        else {
+            return Ok(());
+        };
+        let owner = String::from_utf8_lossy(&kv.value);
+        let (namespace, name) = owner.split_once('/').unwrap_or(("", &owner));
+        self.writers.check(caller, namespace, name).map_err(|s| {
+            Status::permission_denied(format!("renewing lease {lease:x}: {}", s.message()))
         })
     }
 

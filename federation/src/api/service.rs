@@ -46,11 +46,14 @@ impl Catalog for CatalogApi {
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         let api = self.clone();
+        let caller = super::PeerInfo::of(&req).unwrap_or_default().spiffe_id;
         let mut inbound = req.into_inner();
         let closed = api.closed();
         tokio::spawn(async move {
             tokio::pin!(closed);
-            // One renewal per request, in order; the first error ends the stream.
+            // One renewal per request, in order; the first error ends the
+            // stream. Each lease is checked against the caller once.
+            let mut allowed = std::collections::HashSet::new();
             loop {
                 let msg = tokio::select! {
                     _ = &mut closed => {
@@ -60,7 +63,18 @@ impl Catalog for CatalogApi {
                     msg = inbound.message() => msg,
                 };
                 let Ok(Some(msg)) = msg else { return };
-                let renewed = api.renew(msg.lease_id).await;
+                let lease = msg.lease_id;
+                let renewed = if allowed.contains(&lease) {
+                    api.renew(lease).await
+                } else {
+                    match api.check_lease(caller.as_deref(), lease).await {
+                        Ok(()) => {
+                            allowed.insert(lease);
+                            api.renew(lease).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
                 let failed = renewed.is_err();
                 if tx.send(renewed).await.is_err() || failed {
                     return;
