@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshgw_config::{Access, AppProtocol, AuthzConfig, SidecarConfig, Timeouts};
+use meshgw_config::{Access, AppProtocol, SidecarConfig, Timeouts};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,6 +20,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::metrics::{Direction, Metrics};
 use crate::sidecar::forward::{AppForwarder, Caller};
+use crate::sidecar::policy::Policy;
 use crate::sidecar::splice::splice;
 use crate::tls::{ALPN_H2, WorkloadTls};
 
@@ -34,8 +35,8 @@ pub struct Inbound {
     tls: Arc<WorkloadTls>,
     metrics: Arc<Metrics>,
     http: Arc<AppForwarder>,
-    /// `[authz]`: the callers allowed; `None` allows every mesh caller.
-    authz: Option<AuthzConfig>,
+    /// `[authz]` in force (reloaded with the config file).
+    policy: Arc<Policy>,
     /// `namespace/name`, for logs.
     service: String,
 }
@@ -61,9 +62,14 @@ impl Inbound {
             tls,
             http: Arc::new(AppForwarder::new(cfg, service.clone(), metrics.clone())),
             metrics,
-            authz: cfg.authz.clone(),
+            policy: Policy::new(cfg.authz.clone()),
             service,
         })
+    }
+
+    /// The `[authz]` policy this inbound side judges callers by.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.clone()
     }
 
     /// Accepts connections on `listener` until `shutdown` turns true, then
@@ -133,10 +139,7 @@ impl Inbound {
         let cluster = meshgw_identity::peer_cluster(session.peer_certificates());
         let h2 = session.alpn_protocol() == Some(ALPN_H2);
         let http = h2 && self.protocol != AppProtocol::Tcp;
-        let access = match &self.authz {
-            Some(a) => a.access(&caller),
-            None => Access::All,
-        };
+        let (access, generation) = self.policy.access(&caller);
         let denied = match &access {
             Access::All => false,
             Access::Limited(_) if !http => {
@@ -166,8 +169,11 @@ impl Inbound {
                 .clone()
                 .serve_h2(
                     tls,
-                    Caller::new(&caller, cluster.as_deref()).with_access(access),
-                    denied,
+                    Caller::new(&caller, cluster.as_deref()).with_policy(
+                        self.policy.clone(),
+                        access,
+                        generation,
+                    ),
                     shutdown,
                 )
                 .await;

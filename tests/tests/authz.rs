@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps::{self, TcpEnd};
-use meshgw_tests::mesh::MeshBuilder;
-use meshgw_tests::metrics;
+use meshgw_tests::mesh::{Backend, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
+use meshgw_tests::{metrics, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(20);
@@ -286,5 +286,76 @@ async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
     ensure!(denied(0)? == 6, "payments: expected 6 refusals of web");
     ensure!(denied(1)? == 1, "inventory: expected 1 refusal of web");
     ensure!(denied(2)? == 1, "echo: expected 1 refusal of web");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authz_changes_apply_to_a_running_sidecar_and_a_bad_file_changes_nothing() -> Result<()> {
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
+    let pay = apps::http("payments-a").await?;
+    let mut spec = m.sidecar_spec("a", "default/payments", "http", pay.addr)?;
+    spec.extra = AUTHZ.into();
+    let server = SidecarProc::start(spec, m.dir.path()).await?;
+    let caller_app = apps::http("caller").await?;
+    let checkout = m
+        .sidecar("a", "default/checkout", "http", caller_app.addr)
+        .await?;
+    m.sees("a", "default/payments", "a", 1, None).await?;
+    let status = || -> Result<u16> { Ok(checkout.curl("payments.default.mesh", "/", &[])?.0) };
+    let becomes = |want: u16, what: &'static str| {
+        wait::until(what, T, move || {
+            let s = status();
+            async move { Ok((s? == want).then_some(())) }
+        })
+    };
+    becomes(403, "checkout refused").await?;
+
+    // checkout is allowed too: the running sidecar takes the new file, and
+    // judges again the connection checkout already has open.
+    let original = std::fs::read_to_string(&server.config)?;
+    let both = "\"spiffe://mesh.test/ns/default/sa/orders\", \"spiffe://mesh.test/ns/default/sa/checkout\"";
+    let widened = original.replace("\"spiffe://mesh.test/ns/default/sa/orders\"", both);
+    ensure!(
+        widened != original,
+        "the test's edit found nothing to change"
+    );
+    std::fs::write(&server.config, &widened)?;
+    becomes(200, "checkout allowed without a restart").await?;
+
+    // A file that does not load is reported with its key, and the policy in
+    // force stays.
+    let broken = widened.replace(
+        "\"spiffe://mesh.test/ns/default/sa/checkout\"",
+        "\"checkout\"",
+    );
+    std::fs::write(&server.config, &broken)?;
+    wait::until("the refused reload in the log", T, || {
+        let log = server.log_text();
+        async move {
+            Ok(log
+                .lines()
+                .any(|l| l.contains("do not load") && l.contains("authz.allow[1]"))
+                .then_some(()))
+        }
+    })
+    .await?;
+    ensure!(
+        status()? == 200,
+        "a file that does not load changed the policy"
+    );
+
+    // Back to orders only.
+    std::fs::write(&server.config, &original)?;
+    becomes(403, "checkout refused again").await?;
+    ensure!(
+        server.log_text().contains(
+            "sidecar config files changed: new connections and requests use the new [authz]"
+        ),
+        "the reload is not logged:\n{}",
+        server.log_text()
+    );
     Ok(())
 }

@@ -4,8 +4,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use meshgw_config::{Access, AppProtocol, AuthzRule, SidecarConfig, is_normal_path};
+use meshgw_config::{Access, AppProtocol, SidecarConfig, is_normal_path};
 use opentelemetry::KeyValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -27,6 +27,7 @@ use crate::error::{ERROR_HEADER, Hop, Reason};
 use crate::metrics::Metrics;
 use crate::outbound::TRACEPARENT_NAME;
 use crate::sidecar::app_pool::{AppBody, AppError, AppPool};
+use crate::sidecar::policy::Policy;
 use crate::telemetry::{self, Kind};
 
 #[path = "upgrade.rs"]
@@ -53,15 +54,18 @@ const METHOD_OVERRIDES: [HeaderName; 3] = [
 
 /// A connection's caller, as its verified certificate shows it, with the
 /// header values the app is given (built once per connection).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Caller {
     id: Arc<str>,
     id_value: Option<HeaderValue>,
     cluster: Option<(Arc<str>, HeaderValue)>,
     /// Whether a mismatch with the asserted cluster has been logged.
     warned: Arc<AtomicBool>,
-    /// `[[authz.rules]]` that limit the caller's requests; `None`: no limit.
-    rules: Option<Arc<[AuthzRule]>>,
+    /// What the caller may do, and the policy generation that said so.
+    access: Mutex<(u64, Access)>,
+    /// The policy to judge the caller by again when it changes; `None`:
+    /// the access it was created with holds.
+    policy: Option<Arc<Policy>>,
 }
 
 impl Caller {
@@ -74,23 +78,35 @@ impl Caller {
             id_value: HeaderValue::from_str(id).ok(),
             cluster: cluster.and_then(|c| Some((Arc::from(c), HeaderValue::from_str(c).ok()?))),
             warned: Arc::default(),
-            rules: None,
+            access: Mutex::new((0, Access::All)),
+            policy: None,
         }
     }
 
-    /// The caller limited as `access` says (`Limited` rules are checked on
-    /// each request; `All` and `Denied`, decided per connection, are not).
-    pub fn with_access(mut self, access: Access) -> Self {
-        if let Access::Limited(rules) = access {
-            self.rules = Some(rules.into());
-        }
+    /// The caller judged by `policy` (its `access` at `generation`, judged
+    /// again at a request once the policy has been replaced).
+    pub fn with_policy(mut self, policy: Arc<Policy>, access: Access, generation: u64) -> Self {
+        self.access = Mutex::new((generation, access));
+        self.policy = Some(policy);
         self
     }
 
-    /// Whether the caller's rules let `req` through; why not if they do not.
-    fn permits(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
-        let Some(rules) = &self.rules else {
-            return Ok(());
+    /// Whether the policy lets `req` through: `Ok(true)` if the caller is
+    /// limited by rules (which let it through), `Ok(false)` if it may make
+    /// every request; why not if it may not.
+    fn check(&self, req: &Request<Incoming>) -> Result<bool, Refusal> {
+        let mut access = self.access.lock().expect("caller access lock");
+        if let Some(policy) = &self.policy
+            && policy.generation() != access.0
+        {
+            let (now, generation) = policy.access(&self.id);
+            tracing::debug!(caller = %self.id, ?now, "[authz] changed: caller judged again");
+            *access = (generation, now);
+        }
+        let rules = match &access.1 {
+            Access::All => return Ok(false),
+            Access::Denied => return Err(Refusal::NotListed),
+            Access::Limited(rules) => rules,
         };
         // An upgrade (a WebSocket) arrives as an extended CONNECT and
         // reaches the app as the GET it was: rules see that GET.
@@ -103,7 +119,7 @@ impl Caller {
             return Err(Refusal::OddPath);
         }
         match rules.iter().any(|r| r.permits(method, path)) {
-            true => Ok(()),
+            true => Ok(true),
             false => Err(Refusal::NoRule),
         }
     }
@@ -164,32 +180,30 @@ impl AppForwarder {
 
     /// Serves HTTP/2 on `io` (a caller's TLS stream) until the caller closes
     /// it; once `shutdown` turns true, sends GOAWAY and lets open streams
-    /// finish. A `denied` caller (in neither `[authz] allow` nor a rule)
-    /// gets every request refused ([`AppForwarder::forbidden`]), a caller
-    /// limited by `[[authz.rules]]` those its rules do not permit; no
-    /// refused request reaches the app.
+    /// finish. Each request is judged by the caller's access (its policy's
+    /// if that was replaced since): a caller in neither `[authz] allow` nor
+    /// a rule gets every request refused ([`AppForwarder::forbidden`]), a
+    /// caller limited by `[[authz.rules]]` those its rules do not permit;
+    /// no refused request reaches the app.
     pub async fn serve_h2<S>(
         self: Arc<Self>,
         io: S,
         caller: Caller,
-        denied: bool,
         mut shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let me = self.clone();
         // One caller per connection, shared by its requests.
-        let who = Arc::new(caller.clone());
+        let id = caller.id.clone();
+        let who = Arc::new(caller);
         let svc = service_fn(move |req| {
             let (me, who) = (me.clone(), who.clone());
             async move {
-                if denied {
-                    return Ok(me.forbidden(&req, &who, Refusal::NotListed));
+                match who.check(&req) {
+                    Ok(limited) => me.forward(req, who, limited).await,
+                    Err(why) => Ok(me.forbidden(&req, &who, why)),
                 }
-                if let Err(why) = who.permits(&req) {
-                    return Ok(me.forbidden(&req, &who, why));
-                }
-                me.forward(req, who).await
             }
         });
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -204,7 +218,7 @@ impl AppForwarder {
             }
         };
         if let Err(e) = result {
-            tracing::debug!(caller = %caller.id, error = %e, "inbound HTTP/2 connection ended with an error");
+            tracing::debug!(caller = %id, error = %e, "inbound HTTP/2 connection ended with an error");
         }
     }
 
@@ -212,6 +226,7 @@ impl AppForwarder {
         &self,
         req: Request<Incoming>,
         who: Arc<Caller>,
+        limited: bool,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let caller = &who.id;
         let started = Instant::now();
@@ -233,9 +248,9 @@ impl AppForwarder {
         );
         let mut failure = None;
         let answer = if upgrade::requested(&req) {
-            self.upgrade(req, &who, span.traceparent()).await
+            self.upgrade(req, &who, limited, span.traceparent()).await
         } else {
-            match self.to_app(req, &who, span.traceparent()).await {
+            match self.to_app(req, &who, limited, span.traceparent()).await {
                 // HEADERS, DATA and END_STREAM of a small response in one write.
                 Ok(resp) => {
                     let (head, body) = resp.into_parts();
@@ -350,6 +365,7 @@ impl AppForwarder {
         &self,
         parts: &mut http::request::Parts,
         caller: &Caller,
+        limited: bool,
         traceparent: Option<&str>,
     ) -> Result<(), (StatusCode, &'static str, String)> {
         let path = parts
@@ -402,7 +418,7 @@ impl AppForwarder {
             }
             _ => {}
         }
-        if caller.rules.is_some() {
+        if limited {
             // A framework that honours these would run another method than
             // the one the caller's rules were checked against.
             for name in METHOD_OVERRIDES {
@@ -421,10 +437,11 @@ impl AppForwarder {
         &self,
         req: Request<Incoming>,
         caller: &Caller,
+        limited: bool,
         traceparent: Option<&str>,
     ) -> Result<Response<AppBody>, (StatusCode, &'static str, String)> {
         let (mut parts, body) = req.into_parts();
-        self.app_head(&mut parts, caller, traceparent)?;
+        self.app_head(&mut parts, caller, limited, traceparent)?;
         let req = Request::from_parts(parts, body);
         self.timed(self.pool.send(req)).await
     }

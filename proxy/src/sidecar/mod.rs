@@ -12,6 +12,7 @@ mod app_pool;
 mod backoff;
 pub mod forward;
 pub mod health;
+pub mod policy;
 mod register;
 pub mod rotate;
 pub mod splice;
@@ -153,6 +154,7 @@ pub async fn run_until(
     ));
     let inbound = Inbound::new(&cfg, tls.clone(), metrics.clone());
     tasks.spawn(rotate::run(tls.clone(), stop_rx.clone()));
+    tasks.spawn(policy::run(cfg.clone(), inbound.policy(), stop_rx.clone()));
     tasks.spawn(inbound.serve(inbound_listener, stop_rx.clone()));
     let health = tokio::spawn(health::run(cfg.service.app, cfg.health.clone(), health_tx));
     let metrics_health = metrics.clone();

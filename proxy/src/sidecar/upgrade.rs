@@ -32,6 +32,7 @@ impl AppForwarder {
         &self,
         mut req: Request<Incoming>,
         caller: &Caller,
+        limited: bool,
         traceparent: Option<&str>,
     ) -> Result<Response<ProxyBody>, (StatusCode, &'static str, String)> {
         let protocol = req
@@ -54,7 +55,7 @@ impl AppForwarder {
         };
         let caller_side = hyper::upgrade::on(&mut req);
         let (mut parts, _) = req.into_parts();
-        self.app_head(&mut parts, caller, traceparent)?;
+        self.app_head(&mut parts, caller, limited, traceparent)?;
         parts.method = Method::GET;
         parts.headers.remove(header::CONTENT_LENGTH);
         parts
