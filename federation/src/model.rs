@@ -6,6 +6,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `{p}/instances/{ns}/{name}/{id}` | [`Instance`] JSON, attached to the instance's lease |
+//! | `{p}/leases/{lease:016x}` | `{ns}/{name}` of the service the lease was granted for (who may renew it), attached to that lease |
 //! | `{p}/peers/{peer}/imports/{ns}/{name}` | [`ImportRecord`] JSON: a peer's [`ServiceSummary`] |
 //! | `{p}/peers/{peer}/sessions/{replica}-{link}` | liveness of one sync session of a replica with the peer, attached to a short lease |
 //! | `{p}/leader` | the replica that runs housekeeping (stale marking), attached to its lease |

@@ -168,10 +168,9 @@ fn status_of(r: Result<impl std::fmt::Debug>) -> Result<(tonic::Code, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workload_changes_only_its_own_service_through_the_api() -> Result<()> {
-    let m = MeshBuilder::new()
-        .cluster("a", Backend::Embedded, 1)
-        .start()
-        .await?;
+    // Two clusters: a's gateway holds leases of its own (sync session
+    // markers), which no workload may renew.
+    let m = MeshBuilder::two_clusters("a").start().await?;
     let gw = &m.clusters["a"].gateways[0];
     let mut orders = Api::connect_as(gw, &m.pki, "default", "orders").await?;
     let mut admin = Api::connect(&m, "a").await?;
@@ -212,6 +211,17 @@ async fn a_workload_changes_only_its_own_service_through_the_api() -> Result<()>
         r => anyhow::bail!("orders renewed payments' lease: {r:?}"),
     }
     anyhow::ensure!(admin.keep_alive_once(lease).await? == 60, "admin");
+    // Nor any lease that is not a registration's, such as the gateway's
+    // own (the embedded store numbers leases 1, 2, 3...).
+    for id in (1..=20).filter(|&id| id != own && id != lease) {
+        match orders.keep_alive_once(id).await {
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                anyhow::ensure!(s.message().contains("register the instance again"), "{s:?}")
+            }
+            Err(s) if s.code() == tonic::Code::PermissionDenied => {}
+            r => anyhow::bail!("orders renewed lease {id}, which is not its own: {r:?}"),
+        }
+    }
     let view = admin.cluster_view("default/payments", "a").await?;
     anyhow::ensure!(
         view.as_ref().is_some_and(|v| v.healthy == 1),

@@ -122,25 +122,35 @@ impl CatalogApi {
     }
 
     /// Checks that `caller` may renew `lease`: it may write the service the
-    /// lease was granted for. A lease without that record (granted by a
-    /// gateway before it kept one, or already gone) is left to the store.
+    /// lease was granted for. Under [`WritePolicy::Open`](super::WritePolicy)
+    /// anyone may. A lease without that record (the gateways' own leases,
+    /// one granted before gateways kept the record, or one already gone) is
+    /// not renewed through the API: its holder registers again.
     pub(crate) async fn check_lease(
         &self,
         caller: Option<&str>,
         lease: LeaseId,
     ) -> Result<(), Status> {
+        if self.writers.is_open() {
+            return Ok(());
+        }
         let Some(kv) = self
             .store
             .get(&self.keys.lease_owner(lease))
             .await
             .map_err(store_status)?
         else {
-            return Ok(());
+            return Err(Status::not_found(format!(
+                "lease {lease} ({lease:x}) is not one this catalog granted to a registration, or it expired: register the instance again"
+            )));
         };
         let owner = String::from_utf8_lossy(&kv.value);
         let (namespace, name) = owner.split_once('/').unwrap_or(("", &owner));
         self.writers.check(caller, namespace, name).map_err(|s| {
-            Status::permission_denied(format!("renewing lease {lease:x}: {}", s.message()))
+            Status::permission_denied(format!(
+                "renewing lease {lease} ({lease:x}): {}",
+                s.message()
+            ))
         })
     }
 

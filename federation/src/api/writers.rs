@@ -22,6 +22,11 @@ pub enum WritePolicy {
 }
 
 impl WritePolicy {
+    /// Whether any caller may change any service.
+    pub fn is_open(&self) -> bool {
+        matches!(self, WritePolicy::Open)
+    }
+
     /// Whether `caller` (the SPIFFE ID of its certificate, if any) may
     /// change service `namespace/name`; the refusal names the caller, the
     /// service and the way to allow it.
