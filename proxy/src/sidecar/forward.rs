@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,7 +62,7 @@ pub struct Caller {
     /// Whether a mismatch with the asserted cluster has been logged.
     warned: Arc<AtomicBool>,
     /// What the caller may do, and the policy generation that said so.
-    access: Mutex<(u64, Access)>,
+    access: RwLock<(u64, Arc<Access>)>,
     /// The policy to judge the caller by again when it changes; `None`:
     /// the access it was created with holds.
     policy: Option<Arc<Policy>>,
@@ -78,7 +78,7 @@ impl Caller {
             id_value: HeaderValue::from_str(id).ok(),
             cluster: cluster.and_then(|c| Some((Arc::from(c), HeaderValue::from_str(c).ok()?))),
             warned: Arc::default(),
-            access: Mutex::new((0, Access::All)),
+            access: RwLock::new((0, Arc::new(Access::All))),
             policy: None,
         }
     }
@@ -86,7 +86,7 @@ impl Caller {
     /// The caller judged by `policy` (its `access` at `generation`, judged
     /// again at a request once the policy has been replaced).
     pub fn with_policy(mut self, policy: Arc<Policy>, access: Access, generation: u64) -> Self {
-        self.access = Mutex::new((generation, access));
+        self.access = RwLock::new((generation, Arc::new(access)));
         self.policy = Some(policy);
         self
     }
@@ -95,15 +95,24 @@ impl Caller {
     /// limited by rules (which let it through), `Ok(false)` if it may make
     /// every request; why not if it may not.
     fn check(&self, req: &Request<Incoming>) -> Result<bool, Refusal> {
-        let mut access = self.access.lock().expect("caller access lock");
+        // The lock is held only to read (or, after a reload, replace) the
+        // judgement: concurrent streams of the connection do not wait on
+        // each other's rule matching. A poisoned lock still holds a whole
+        // judgement (it is written in one assignment).
+        let (seen, mut access) = {
+            let a = self.access.read().unwrap_or_else(PoisonError::into_inner);
+            (a.0, a.1.clone())
+        };
         if let Some(policy) = &self.policy
-            && policy.generation() != access.0
+            && policy.generation() != seen
         {
             let (now, generation) = policy.access(&self.id);
             tracing::debug!(caller = %self.id, ?now, "[authz] changed: caller judged again");
-            *access = (generation, now);
+            access = Arc::new(now);
+            *self.access.write().unwrap_or_else(PoisonError::into_inner) =
+                (generation, access.clone());
         }
-        let rules = match &access.1 {
+        let rules = match &*access {
             Access::All => return Ok(false),
             Access::Denied => return Err(Refusal::NotListed),
             Access::Limited(rules) => rules,

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use meshgw_config::{Access, AuthzConfig, SidecarConfig};
 use tokio::sync::watch;
@@ -39,7 +39,7 @@ impl Policy {
 
     /// What `caller` may do now, and the generation that says so.
     pub fn access(&self, caller: &str) -> (Access, u64) {
-        let authz = self.authz.read().expect("policy lock");
+        let authz = self.authz.read().unwrap_or_else(PoisonError::into_inner);
         // Read under the lock, so the pair is consistent with `replace`.
         let generation = self.generation();
         let access = authz.as_ref().map_or(Access::All, |a| a.access(caller));
@@ -48,7 +48,7 @@ impl Policy {
 
     /// Puts `authz` in force; returns whether it differs from the current.
     pub fn replace(&self, authz: Option<AuthzConfig>) -> bool {
-        let mut current = self.authz.write().expect("policy lock");
+        let mut current = self.authz.write().unwrap_or_else(PoisonError::into_inner);
         if current.as_deref() == authz.as_ref() {
             return false;
         }
@@ -69,8 +69,9 @@ pub async fn run(
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    // The last file that loaded, to tell which tables a change touched.
-    let mut last = (*running).clone();
+    // Whether the file that loaded last differs from the running config
+    // outside [authz] (said once per change, and again when undone).
+    let mut outside = false;
     super::rotate::watch(
         vec![path.clone()],
         stopped,
@@ -82,13 +83,17 @@ pub async fn run(
             let cfg = SidecarConfig::load(&path)
                 .map_err(|e| e.to_string().lines().collect::<Vec<_>>().join("; "))?;
             let mut others = cfg.clone();
-            others.authz.clone_from(&last.authz);
-            if others != last {
-                tracing::warn!(config = %path.display(), "the sidecar config changed outside [authz]: those changes take effect at the next restart");
+            others.authz.clone_from(&running.authz);
+            let differs = others != *running;
+            if differs != outside {
+                if differs {
+                    tracing::warn!(config = %path.display(), "the sidecar config differs from the running one outside [authz]: those changes take effect at the next restart");
+                } else {
+                    tracing::info!(config = %path.display(), "the sidecar config matches the running one outside [authz] again");
+                }
+                outside = differs;
             }
-            let changed = policy.replace(cfg.authz.clone());
-            last = cfg;
-            Ok::<bool, String>(changed)
+            Ok::<bool, String>(policy.replace(cfg.authz))
         },
     )
     .await;
