@@ -107,3 +107,36 @@ fn check_accepts_a_valid_config_and_reports_each_error_with_file_line_and_key() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_summarises_a_sidecars_authz() -> Result<()> {
+    use meshgw_tests::mesh::{Backend, MeshBuilder};
+    let m = MeshBuilder::new()
+        .cluster("a", Backend::Embedded, 1)
+        .start()
+        .await?;
+    let app: std::net::SocketAddr = "127.0.0.1:9".parse()?;
+    let mut spec = m.sidecar_spec("a", "default/payments", "http", app)?;
+    let dir = tempfile::tempdir()?;
+    for (extra, want) in [
+        ("", "no [authz]: every caller of the mesh"),
+        (
+            "[authz]\nallow = [\"spiffe://mesh.test/ns/ops/*\"]\n\n[[authz.rules]]\ncallers = [\"spiffe://mesh.test/ns/web/*\"]\nmethods = [\"GET\"]\n",
+            "[authz]: 1 caller pattern(s) allowed everything, 1 rule(s)",
+        ),
+    ] {
+        spec.extra = extra.into();
+        let f = dir.path().join("sidecar.toml");
+        std::fs::write(&f, spec.render())?;
+        let out = bin::run(&["check", "--config", f.to_str().unwrap()])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success()
+                && text.contains("ok (sidecar of default/payments")
+                && text.contains(want),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -58,8 +58,16 @@ pub fn check(config: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(AnyConfig::Sidecar(cfg)) => {
+            let authz = match &cfg.authz {
+                None => "no [authz]: every caller of the mesh".to_string(),
+                Some(a) => format!(
+                    "[authz]: {} caller pattern(s) allowed everything, {} rule(s)",
+                    a.allow.len(),
+                    a.rules.len()
+                ),
+            };
             println!(
-                "{}: ok (sidecar of {}/{} in cluster {}, {} upstream(s))",
+                "{}: ok (sidecar of {}/{} in cluster {}, {} upstream(s), {authz})",
                 config.display(),
                 cfg.service.namespace,
                 cfg.service.name,
