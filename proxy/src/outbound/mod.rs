@@ -18,7 +18,7 @@ pub mod http;
 mod pipe;
 mod pool;
 pub mod tcp;
-mod upgrade;
+pub(crate) mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

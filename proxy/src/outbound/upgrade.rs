@@ -98,40 +98,61 @@ impl Requested {
         copy_end_to_end(&head.headers, h);
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, self.protocol);
-        let app = self.app;
-        tokio::spawn(async move {
-            let (app, remote) = match tokio::join!(app, remote) {
-                (Ok(a), Ok(r)) => (a, r),
-                (a, r) => {
-                    tracing::debug!(app = ?a.err(), mesh = ?r.err(), "upgrade: a side never switched protocols");
-                    return;
-                }
-            };
-            match splice(TokioIo::new(app), TokioIo::new(remote), idle, 16 * 1024).await {
-                Ok((up, down)) => {
-                    metrics.bytes(Direction::Outbound, up + down);
-                    tracing::debug!(up, down, "upgraded connection closed");
-                }
-                Err(e) => tracing::debug!(error = %e, "upgraded connection ended"),
-            }
-            drop(keep);
-        });
+        tunnel(self.app, remote, idle, metrics, Direction::Outbound, keep);
         out
     }
 }
 
-/// Copies the destination's response headers that concern the app (all
-/// but the connection's own, and `content-length`: a `101` has no body).
+/// Headers of a connection's own that an upgrade's answer does not carry
+/// from one hop to the next (a `101`, or a `200` to a CONNECT, has no body).
+pub(crate) const CONNECTION_OWN: [header::HeaderName; 4] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+];
+
+/// Copies the destination's response headers that concern the app: all
+/// but [`CONNECTION_OWN`].
 fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
     for (name, value) in from {
-        if name != header::CONTENT_LENGTH
-            && name != header::CONNECTION
-            && name != header::UPGRADE
-            && name != header::TRANSFER_ENCODING
-        {
+        if !CONNECTION_OWN.contains(name) {
             to.append(name, value.clone());
         }
     }
+}
+
+/// Joins the two sides of an upgrade once both have switched protocols:
+/// bytes flow both ways until either side closes or nothing moves for
+/// `idle`, and are counted in `direction` when it ends. `keep` (a target's
+/// in-flight count, say) is held as long. Either side failing to switch
+/// ends it at once. Used by both the caller's and the destination's
+/// sidecar.
+pub(crate) fn tunnel<K: Send + 'static>(
+    a: OnUpgrade,
+    b: OnUpgrade,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+    direction: Direction,
+    keep: K,
+) {
+    tokio::spawn(async move {
+        let (a, b) = match tokio::join!(a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => {
+                tracing::debug!(?direction, a = ?a.err(), b = ?b.err(), "upgrade: a side never switched protocols");
+                return;
+            }
+        };
+        match splice(TokioIo::new(a), TokioIo::new(b), idle, 16 * 1024).await {
+            Ok((up, down)) => {
+                metrics.bytes(direction, up + down);
+                tracing::debug!(?direction, up, down, "upgraded connection closed");
+            }
+            Err(e) => tracing::debug!(?direction, error = %e, "upgraded connection ended"),
+        }
+        drop(keep);
+    });
 }
 
 #[cfg(test)]

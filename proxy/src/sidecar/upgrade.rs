@@ -13,12 +13,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::ext::Protocol;
-use hyper_util::rt::TokioIo;
 use meshgw_config::AppProtocol;
 
 use super::{AppForwarder, Caller, ProxyBody};
 use crate::metrics::Direction;
-use crate::sidecar::splice::splice;
+use crate::outbound::upgrade::{CONNECTION_OWN, tunnel};
 
 /// Whether `req` is an extended CONNECT carrying an upgrade.
 pub(super) fn requested(req: &Request<Incoming>) -> bool {
@@ -81,40 +80,18 @@ impl AppForwarder {
         let app_side = hyper::upgrade::on(&mut resp);
         let (mut head, _) = resp.into_parts();
         head.status = StatusCode::OK;
-        for name in [
-            header::CONNECTION,
-            header::UPGRADE,
-            header::CONTENT_LENGTH,
-            header::TRANSFER_ENCODING,
-        ] {
+        for name in CONNECTION_OWN {
             head.headers.remove(name);
         }
-        let idle = self.idle;
-        let who = caller.id.clone();
-        let metrics = self.metrics.clone();
-        tokio::spawn(async move {
-            let (caller_io, app_io) = match tokio::join!(caller_side, app_side) {
-                (Ok(c), Ok(a)) => (c, a),
-                (c, a) => {
-                    tracing::debug!(caller = %who, mesh = ?c.err(), app = ?a.err(), "upgrade: a side never switched protocols");
-                    return;
-                }
-            };
-            match splice(
-                TokioIo::new(caller_io),
-                TokioIo::new(app_io),
-                idle,
-                16 * 1024,
-            )
-            .await
-            {
-                Ok((up, down)) => {
-                    metrics.bytes(Direction::Inbound, up + down);
-                    tracing::debug!(caller = %who, up, down, "upgraded connection closed");
-                }
-                Err(e) => tracing::debug!(caller = %who, error = %e, "upgraded connection ended"),
-            }
-        });
+        tracing::debug!(caller = %caller.id, "upgraded connection open");
+        tunnel(
+            caller_side,
+            app_side,
+            self.idle,
+            self.metrics.clone(),
+            Direction::Inbound,
+            (),
+        );
         let body = Empty::<Bytes>::new()
             .map_err(|never| match never {})
             .boxed();
