@@ -232,11 +232,23 @@ impl fmt::Display for CallerPattern {
 /// `[api] admins`), reporting each bad entry at its own line and index.
 /// `None` when the key is absent (reported if required) or an entry is bad.
 pub(crate) fn read_patterns(t: &View<'_>, d: &mut Diag, key: &str) -> Option<Vec<CallerPattern>> {
+    read_each(t, d, key, CallerPattern::parse)
+}
+
+/// Reads `key` of `t` as an array of strings, each parsed by `parse`; each
+/// bad entry is reported at its own line and index. `None` when the key is
+/// absent (reported if required) or an entry is bad.
+fn read_each<T>(
+    t: &View<'_>,
+    d: &mut Diag,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Vec<T>> {
     let entries = t.strings(d, key)?;
     let mut out = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        match CallerPattern::parse(&e.value) {
-            Ok(p) => out.push(p),
+        match parse(&e.value) {
+            Ok(v) => out.push(v),
             Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path(key)), msg),
         }
     }
@@ -290,20 +302,13 @@ fn read_list<T>(
     if !t.has(key) {
         return Some(Vec::new());
     }
-    let entries = t.strings(d, key)?;
-    if entries.is_empty() {
+    let out = read_each(t, d, key, parse)?;
+    if out.is_empty() {
         let msg = "is empty, so nothing would match: leave the key out to allow any";
         d.push(t.key_line(d, key), &t.key_path(key), msg);
         return None;
     }
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        match parse(&e.value) {
-            Ok(v) => out.push(v),
-            Err(msg) => d.push(e.line, &format!("{}[{i}]", t.key_path(key)), msg),
-        }
-    }
-    (out.len() == entries.len()).then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]
