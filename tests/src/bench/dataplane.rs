@@ -4,9 +4,10 @@
 //! Paths, all ending at the same in-process HTTP app (`GET /download?n=1024`):
 //! 1. **direct**: client → app;
 //! 2. **haproxy**: client → HAProxy (`nbthread 1`, http mode, keep-alive) → app;
-//!    and, for comparison, **haproxy pair**: two HAProxy processes doing what
-//!    two sidecars do (HTTP/1.1 in, pooled HTTP/2 over mutual TLS between
-//!    them, HTTP/1.1 to the app);
+//!    and, for comparison, **haproxy chain**: two plaintext HTTP/1.1 HAProxy
+//!    hops in a row (the least two proxies on a path can do), and **haproxy
+//!    pair**: two HAProxy processes doing what two sidecars do (HTTP/1.1 in,
+//!    pooled HTTP/2 over mutual TLS between them, HTTP/1.1 to the app);
 //! 3. **same cluster**: client → client sidecar (outbound HTTP, `Host:
 //!    payments.default.mesh`) → server sidecar (inbound, mTLS, h2) → app;
 //! 4. **cross cluster**: the client sidecar is in cluster b, the service only
@@ -63,8 +64,8 @@ pub struct Opts {
     pub transfer: u64,
     /// Where to write the Markdown report.
     pub markdown: Option<PathBuf>,
-    /// Which paths besides direct to measure (`haproxy`, `haproxy-pair`,
-    /// `same`, `cross`);
+    /// Which paths besides direct to measure (`haproxy`, `haproxy-chain`,
+    /// `haproxy-pair`, `same`, `cross`);
     /// all by default. A partial run is for profiling and quick checks.
     pub paths: Vec<String>,
 }
@@ -88,10 +89,17 @@ impl Default for Opts {
 }
 
 pub const USAGE: &str = "meshgw-bench dataplane [--rate N] [--duration SECS] [--warmup SECS] [--rounds N] [--connections N] \
-[--size BYTES] [--wrk-duration SECS] [--wrk-connections N] [--transfer BYTES] [--markdown FILE] [--paths haproxy,haproxy-pair,same,cross]";
+[--size BYTES] [--wrk-duration SECS] [--wrk-connections N] [--transfer BYTES] [--markdown FILE] [--paths haproxy,haproxy-chain,haproxy-pair,same,cross]";
 
 /// The paths' short names, as `--paths` takes them; direct is always measured.
-const PATH_KEYS: [&str; 5] = ["direct", "haproxy", "haproxy-pair", "same", "cross"];
+const PATH_KEYS: [&str; 6] = [
+    "direct",
+    "haproxy",
+    "haproxy-chain",
+    "haproxy-pair",
+    "same",
+    "cross",
+];
 
 impl Opts {
     /// Parses the arguments after `dataplane`.
@@ -122,7 +130,7 @@ impl Opts {
                         .find(|p| !PATH_KEYS[1..].contains(&p.as_str()))
                     {
                         bail!(
-                            "unknown path {bad:?} in --paths: expected some of haproxy,haproxy-pair,same,cross"
+                            "unknown path {bad:?} in --paths: expected some of haproxy,haproxy-chain,haproxy-pair,same,cross"
                         );
                     }
                 }
@@ -231,11 +239,14 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         server: tls(&server),
     };
     let pair = HaProxyPair::start(&tools, app.addr, &pair_tls, &[])?;
+    // Two plaintext hops: the second in front of the app, the first in front of it.
+    let chain_2 = HaProxy::start(&tools, app.addr, &[])?;
+    let chain_1 = HaProxy::start(&tools, chain_2.addr, &[])?;
     let r = measure(
         &opts,
         &tools,
         &mesh,
-        [&haproxy, &pair.front, &pair.back],
+        [&haproxy, &pair.front, &pair.back, &chain_1, &chain_2],
         app.addr,
         [&client_a, &server, &client_b],
     )
@@ -266,7 +277,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
-    drop((haproxy, pair));
+    drop((haproxy, pair, chain_1, chain_2));
     Ok(())
 }
 
@@ -276,7 +287,7 @@ async fn measure(
     opts: &Opts,
     tools: &Tools,
     mesh: &Mesh,
-    [haproxy, front, back]: [&HaProxy; 3],
+    [haproxy, front, back, chain_1, chain_2]: [&HaProxy; 5],
     app: SocketAddr,
     [client_a, server, client_b]: [&SidecarProc; 3],
 ) -> Result<Measured> {
@@ -317,6 +328,14 @@ async fn measure(
             name: "haproxy back".into(),
             pid: back.pid,
         },
+        Proc {
+            name: "haproxy chain 1".into(),
+            pid: chain_1.pid,
+        },
+        Proc {
+            name: "haproxy chain 2".into(),
+            pid: chain_2.pid,
+        },
     ];
     let names: Vec<String> = procs.iter().map(|p| p.name.clone()).collect();
     let paths = vec![
@@ -331,6 +350,12 @@ async fn measure(
             name: "haproxy",
             addr: haproxy.addr,
             procs: vec![0],
+        },
+        PathDef {
+            key: "haproxy-chain",
+            name: "haproxy chain (2 plaintext hops)",
+            addr: chain_1.addr,
+            procs: vec![8, 9],
         },
         PathDef {
             key: "haproxy-pair",
@@ -481,7 +506,10 @@ mod tests {
         assert!(parse("--rounds 0").is_err());
         let e = parse("--bogus 1").unwrap_err().to_string();
         assert!(e.contains("unknown argument --bogus"), "{e}");
-        assert_eq!(d.paths, ["haproxy", "haproxy-pair", "same", "cross"]);
+        assert_eq!(
+            d.paths,
+            ["haproxy", "haproxy-chain", "haproxy-pair", "same", "cross"]
+        );
         assert_eq!(
             parse("--paths same,cross").unwrap().paths,
             ["same", "cross"]

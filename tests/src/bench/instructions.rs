@@ -4,9 +4,9 @@
 //! noise-free measure of a proxy's own work (the kernel's share — syscalls,
 //! wake-ups — is not in it).
 //!
-//! Every gateway and sidecar of a two-cluster mesh, HAProxy, and the
-//! HAProxy pair doing what two sidecars do (mTLS and HTTP/2 between them,
-//! see `HaProxyPair`) run under callgrind. For each path one keep-alive
+//! Every gateway and sidecar of a two-cluster mesh, HAProxy, two plaintext
+//! HAProxy hops in a row, and the HAProxy pair doing what two sidecars do
+//! (mTLS and HTTP/2 between them, see `HaProxyPair`) run under callgrind. For each path one keep-alive
 //! HTTP/1.1 connection sends `--warmup` requests, then the path's
 //! processes' counters are zeroed (`callgrind_control -z`,
 //! acknowledged before it returns), `--requests` requests are sent one after
@@ -340,6 +340,9 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         server: tls(&server),
     };
     let pair = HaProxyPair::start(&tools, app.addr, &pair_tls, &wrap)?;
+    // Two plaintext hops in a row: the least two proxies on a path can do.
+    let chain_2 = HaProxy::start(&tools, app.addr, &wrap)?;
+    let chain_1 = HaProxy::start(&tools, chain_2.addr, &wrap)?;
     let pid = |config: &Path| procs::find_by_arg(config);
     let gw = |c: &str| mesh.clusters[c].gateways[0].config.clone();
     let counted = |name: &str, pid: u32| Counted {
@@ -351,6 +354,14 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
             "haproxy",
             haproxy.addr,
             vec![counted("haproxy", haproxy.pid)],
+        ),
+        (
+            "haproxy chain (2 plaintext hops)",
+            chain_1.addr,
+            vec![
+                counted("haproxy chain 1", chain_1.pid),
+                counted("haproxy chain 2", chain_2.pid),
+            ],
         ),
         (
             "haproxy pair (mTLS, h2)",
@@ -423,7 +434,7 @@ pub async fn run(opts: Opts, command: String) -> Result<()> {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
-    drop((haproxy, pair));
+    drop((haproxy, pair, chain_1, chain_2));
     Ok(())
 }
 

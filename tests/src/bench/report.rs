@@ -104,10 +104,13 @@ pub(super) fn render(
     writeln!(s, "## Data plane: `meshgw-bench dataplane`\n").unwrap();
     writeln!(
         s,
-        "One run on loopback, four paths to the same HTTP app (`GET /download?n={size}`, {size}-byte responses, \
+        "One run on loopback, several paths to the same HTTP app (`GET /download?n={size}`, {size}-byte responses, \
          HTTP/1.1 keep-alive from the client, `Host: {HOST}` on every path):\n\n\
          - **direct**: client → app;\n\
          - **haproxy**: client → HAProxy (`nbthread 1`, one http-mode frontend and backend, keep-alive) → app;\n\
+         - **haproxy chain (2 plaintext hops)**, for comparison only: client → HAProxy → HAProxy → app, both as the one above: \
+         the least any two proxies on a path can do (no TLS, no HTTP/2, no routing), so its added latency is a floor for \
+         the same-cluster path's two sidecars;\n\
          - **haproxy pair (mTLS, h2)**, for comparison only: two HAProxy processes doing what two sidecars do: client → HAProxy front \
          (HTTP/1.1 in; pooled HTTP/2 out over TLS 1.3 with a client certificate) → HAProxy back (verifies it; HTTP/1.1 to the app) → app;\n\
          - **meshgw same cluster**: client → client sidecar (outbound HTTP) → server sidecar (inbound, mTLS, h2) → app;\n\
@@ -312,7 +315,10 @@ pub(super) fn render(
         )
         .unwrap();
     }
-    if let (Some(i), Some(h)) = (find("haproxy-pair"), hap) {
+    for (i, h) in ["haproxy-chain", "haproxy-pair"]
+        .iter()
+        .filter_map(|k| Some((find(k)?, hap?)))
+    {
         let text = match added(&res[i], 0.99) {
             Some(m) if h > 0 => format!(
                 "{} µs / {} µs = {:.2}×",
@@ -325,7 +331,8 @@ pub(super) fn render(
         let (_, rounds) = round_ratios(direct, &res[i], hap_index.map(|h| &res[h]));
         writeln!(
             s,
-            "| for comparison, not a target: haproxy pair (mTLS, h2) added p99 over HAProxy's | {text} | – | {rounds} |"
+            "| for comparison, not a target: {} added p99 over HAProxy's | {text} | – | {rounds} |",
+            paths[i].name
         )
         .unwrap();
     }
@@ -478,6 +485,37 @@ fn costs(
         )
         .unwrap();
     }
+    let Some(c) = paths.iter().position(|p| p.key == "haproxy-chain") else {
+        return;
+    };
+    let ratio = |m: Option<i64>, h: Option<i64>| match (m, h) {
+        (Some(m), Some(h)) if h > 0 => Some(m as f64 / h as f64),
+        _ => None,
+    };
+    let (p99, p50) = (
+        ratio(added(&res[c], 0.99), added(&res[h], 0.99)),
+        ratio(added(&res[c], 0.5), hap_p50),
+    );
+    let x = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.2}×"));
+    let left = match p99 {
+        Some(r) if r < 2.0 => format!("{:.2}× of one hop's added p99", 2.0 - r),
+        Some(_) => "nothing: the floor alone is at or above it".into(),
+        None => "an unknown share (no ratio in this run)".into(),
+    };
+    let cpu = if hap_cpu > 0.0 {
+        format!("{:.2}×", cpu_us(c) / hap_cpu)
+    } else {
+        "–".into()
+    };
+    writeln!(
+        s,
+        "\nThe floor for any two proxies: the two plaintext HAProxy hops, which do none of the sidecars' TLS, HTTP/2 or \
+         routing, added {} one hop's p99 and {} its p50, and spent {cpu} its CPU per request. The same-cluster target \
+         (2×) leaves the two sidecars' mutual TLS and HTTP/2 {left} in this run.",
+        x(p99),
+        x(p50)
+    )
+    .unwrap();
 }
 
 #[cfg(test)]
@@ -527,6 +565,7 @@ mod tests {
             path("direct", "direct", vec![]),
             path("haproxy", "haproxy", vec![0]),
             path("same", "meshgw same cluster", vec![1, 2]),
+            path("haproxy-chain", "haproxy chain", vec![3, 4]),
         ];
         let used = |cpu: &[f64]| PathResult {
             fixed_use: cpu
@@ -538,14 +577,24 @@ mod tests {
                 .collect(),
             ..PathResult::default()
         };
-        // HAProxy 0.1 s (100 µs/req); the sidecars 0.12 s and 0.13 s.
+        // HAProxy 0.1 s (100 µs/req); the sidecars 0.12 s and 0.13 s; the chain 0.09 s each.
         let res = [
-            used(&[0.0, 0.0, 0.0]),
-            used(&[0.1, 0.0, 0.0]),
-            used(&[0.0, 0.12, 0.13]),
+            used(&[0.0; 5]),
+            used(&[0.1, 0.0, 0.0, 0.0, 0.0]),
+            used(&[0.0, 0.12, 0.13, 0.0, 0.0]),
+            used(&[0.0, 0.0, 0.0, 0.09, 0.09]),
         ];
-        // Added p50: HAProxy (the only path whose process 0 ran) 50 µs, the mesh 150 µs.
-        let p50 = |r: &PathResult, _| Some(if r.fixed_use[0].cpu_s > 0.0 { 50 } else { 150 });
+        // Added latency: HAProxy (the only path whose process 0 ran) 50 µs,
+        // the chain 100 µs at p50 and 90 µs at p99, the mesh 150 µs.
+        let p50 = |r: &PathResult, p: f64| {
+            Some(if r.fixed_use[0].cpu_s > 0.0 {
+                50
+            } else if r.fixed_use[3].cpu_s > 0.0 {
+                if p > 0.5 { 90 } else { 100 }
+            } else {
+                150
+            })
+        };
         let mut s = String::new();
         costs(&mut s, &opts, &paths, &res, &p50);
         assert!(
@@ -557,5 +606,15 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("| direct |"), "direct has no proxy: {s}");
+        assert!(
+            s.contains("added 1.80× one hop's p99 and 2.00× its p50, and spent 1.80× its CPU"),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "leaves the two sidecars' mutual TLS and HTTP/2 0.20× of one hop's added p99"
+            ),
+            "{s}"
+        );
     }
 }
