@@ -497,10 +497,18 @@ fn costs(
         ratio(added(&res[c], 0.5), hap_p50),
     );
     let x = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.2}×"));
+    let (median, _) = round_ratios(&res[0], &res[c], Some(&res[h]));
     let left = match p99 {
-        Some(r) if r < 2.0 => format!("{:.2}× of one hop's added p99", 2.0 - r),
-        Some(_) => "nothing: the floor alone is at or above it".into(),
-        None => "an unknown share (no ratio in this run)".into(),
+        Some(r) if r < 2.0 => format!(
+            "The same-cluster target (2×) leaves the two sidecars' mutual TLS and HTTP/2 {:.2}× of one hop's added p99 in this run.",
+            2.0 - r
+        ),
+        Some(_) => "The same-cluster target (2×) leaves the two sidecars' mutual TLS and HTTP/2 nothing in this run: \
+                    the floor alone is at or above it."
+            .into(),
+        None => "HAProxy's added p99 was not positive in this run, so there is no p99 ratio to compare with the \
+                 same-cluster target (2×)."
+            .into(),
     };
     let cpu = if hap_cpu > 0.0 {
         format!("{:.2}×", cpu_us(c) / hap_cpu)
@@ -510,9 +518,9 @@ fn costs(
     writeln!(
         s,
         "\nThe floor for any two proxies: the two plaintext HAProxy hops, which do none of the sidecars' TLS, HTTP/2 or \
-         routing, added {} one hop's p99 and {} its p50, and spent {cpu} its CPU per request. The same-cluster target \
-         (2×) leaves the two sidecars' mutual TLS and HTTP/2 {left} in this run.",
+         routing, added {} one hop's p99 (per-round median {}) and {} its p50, and spent {cpu} its CPU per request. {left}",
         x(p99),
+        x(median),
         x(p50)
     )
     .unwrap();
@@ -607,7 +615,7 @@ mod tests {
         );
         assert!(!s.contains("| direct |"), "direct has no proxy: {s}");
         assert!(
-            s.contains("added 1.80× one hop's p99 and 2.00× its p50, and spent 1.80× its CPU"),
+            s.contains("added 1.80× one hop's p99 (per-round median –) and 2.00× its p50, and spent 1.80× its CPU"),
             "{s}"
         );
         assert!(
