@@ -6,13 +6,13 @@
 //!
 //! Every gateway and sidecar of a two-cluster mesh, HAProxy, two plaintext
 //! HAProxy hops in a row, and the HAProxy pair doing what two sidecars do
-//! (mTLS and HTTP/2 between them, see `HaProxyPair`) run under callgrind. For each path one keep-alive
-//! HTTP/1.1 connection sends `--warmup` requests, then the path's
-//! processes' counters are zeroed (`callgrind_control -z`,
-//! acknowledged before it returns), `--requests` requests are sent one after
-//! another, and the counters are dumped (`-d`): their totals over the
-//! requests sent are the instructions per request, background work (timers,
-//! heartbeats) during the run included.
+//! (mTLS and HTTP/2 between them, see `HaProxyPair`) run under callgrind.
+//! For each path one keep-alive HTTP/1.1 connection sends `--warmup`
+//! requests, then the path's processes' counters are zeroed
+//! (`callgrind_control -z`, acknowledged before it returns), `--requests`
+//! requests are sent one after another, and the counters are dumped (`-d`):
+//! their totals over the requests sent are the instructions per request,
+//! background work (timers, heartbeats) during the run included.
 //!
 //! `meshgw-bench syscalls` runs the same paths without valgrind and counts
 //! the kernel's side instead: system calls, context switches and CPU time
