@@ -294,6 +294,17 @@ pub fn curl_via(
     }
 }
 
+/// What [`Mesh::payments_here_and_in_b`] started.
+pub struct PaymentsTwice {
+    /// payments' sidecar in a, in front of the test's app.
+    pub local: SidecarProc,
+    /// payments' sidecar in b.
+    pub remote: SidecarProc,
+    /// orders' sidecar in a, the caller.
+    pub client: SidecarProc,
+    _apps: (crate::apps::App, crate::apps::App),
+}
+
 impl Drop for SidecarProc {
     fn drop(&mut self) {
         self.kill();
@@ -312,6 +323,32 @@ impl Mesh {
     ) -> Result<SidecarProc> {
         let spec = self.sidecar_spec(cluster, service, protocol, app)?;
         SidecarProc::start(spec, self.dir.path()).await
+    }
+
+    /// Starts `default/payments` in cluster a (its app at `local_app`) and
+    /// in b (an app named `payments-b`), and a `default/orders` caller in a,
+    /// and waits until a's catalog lists both copies: the setup of the
+    /// failover and resend tests, on a mesh where b exports to a.
+    pub async fn payments_here_and_in_b(&self, local_app: SocketAddr) -> Result<PaymentsTwice> {
+        let remote_app = crate::apps::http("payments-b").await?;
+        let orders_app = crate::apps::http("orders-a").await?;
+        let local = self
+            .sidecar("a", "default/payments", "http", local_app)
+            .await?;
+        let remote = self
+            .sidecar("b", "default/payments", "http", remote_app.addr)
+            .await?;
+        let client = self
+            .sidecar("a", "default/orders", "http", orders_app.addr)
+            .await?;
+        self.sees("a", "default/payments", "b", 1, None).await?;
+        self.sees("a", "default/payments", "a", 1, None).await?;
+        Ok(PaymentsTwice {
+            local,
+            remote,
+            client,
+            _apps: (remote_app, orders_app),
+        })
     }
 
     /// Returns a sidecar spec for `cluster`, to adjust before starting it.

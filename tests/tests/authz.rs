@@ -5,16 +5,43 @@
 //! each refusal counted; with `[[authz.rules]]`, a caller gets only the
 //! methods and paths its rules name.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use meshgw_tests::apps::{self, TcpEnd};
-use meshgw_tests::mesh::{Backend, MeshBuilder};
+use meshgw_tests::mesh::{Backend, Mesh, MeshBuilder};
 use meshgw_tests::sidecar::SidecarProc;
 use meshgw_tests::{metrics, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(20);
+
+/// Starts payments (HTTP), inventory (gRPC) and echo (TCP) in cluster a in
+/// front of `apps`, each sidecar's config ending with `authz`; `echo_health`
+/// replaces echo's TCP health check when given.
+async fn servers(
+    m: &Mesh,
+    authz: &str,
+    apps: [SocketAddr; 3],
+    echo_health: Option<&str>,
+) -> Result<Vec<SidecarProc>> {
+    let mut servers = Vec::new();
+    let services = [
+        ("default/payments", "http"),
+        ("default/inventory", "grpc"),
+        ("default/echo", "tcp"),
+    ];
+    for ((svc, proto), addr) in services.into_iter().zip(apps) {
+        let mut spec = m.sidecar_spec("a", svc, proto, addr)?;
+        spec.extra = authz.into();
+        if let (Some(health), "tcp") = (echo_health, proto) {
+            spec.health = health.into();
+        }
+        servers.push(SidecarProc::start(spec, m.dir.path()).await?);
+    }
+    Ok(servers)
+}
 
 /// Only `default/orders`, of any cluster.
 const AUTHZ: &str = "[authz]\nallow = [\"spiffe://mesh.test/ns/default/sa/orders\"]\n";
@@ -26,20 +53,8 @@ async fn only_allowed_callers_reach_the_app_locally_and_across_clusters() -> Res
     let pay = apps::http("payments-a").await?;
     let inv = apps::grpc("inventory").await?;
     let (echo, mut ends) = apps::tcp_echo_reporting().await?;
-    let mut servers = Vec::new();
-    for (svc, proto, addr) in [
-        ("default/payments", "http", pay.addr),
-        ("default/inventory", "grpc", inv.addr),
-        ("default/echo", "tcp", echo.addr),
-    ] {
-        let mut spec = m.sidecar_spec("a", svc, proto, addr)?;
-        spec.extra = AUTHZ.into();
-        if proto == "tcp" {
-            // No TCP health check: the echo app reports only callers.
-            spec.health = "none".into();
-        }
-        servers.push(SidecarProc::start(spec, m.dir.path()).await?);
-    }
+    // No TCP health check on echo: the app reports only callers.
+    let servers = servers(&m, AUTHZ, [pay.addr, inv.addr, echo.addr], Some("none")).await?;
     // Callers: orders (allowed) and checkout (not), in a and in b, each
     // with an upstream listener for echo.
     let mut callers = Vec::new();
@@ -154,16 +169,7 @@ async fn rules_limit_a_caller_to_methods_and_paths() -> Result<()> {
     let pay = apps::http("payments-a").await?;
     let inv = apps::grpc("inventory").await?;
     let echo = apps::tcp_echo().await?;
-    let mut servers = Vec::new();
-    for (svc, proto, addr) in [
-        ("default/payments", "http", pay.addr),
-        ("default/inventory", "grpc", inv.addr),
-        ("default/echo", "tcp", echo.addr),
-    ] {
-        let mut spec = m.sidecar_spec("a", svc, proto, addr)?;
-        spec.extra = RULES.into();
-        servers.push(SidecarProc::start(spec, m.dir.path()).await?);
-    }
+    let servers = servers(&m, RULES, [pay.addr, inv.addr, echo.addr], None).await?;
     let caller_app = apps::http("caller").await?;
     // web calls from b (through both gateways), ops from a.
     let mut spec = m.sidecar_spec("b", "default/web", "http", caller_app.addr)?;

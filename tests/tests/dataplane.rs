@@ -190,19 +190,9 @@ async fn same_cluster_calls_never_touch_a_gateway() -> Result<()> {
 async fn local_copy_dies_calls_fail_over_then_return() -> Result<()> {
     let m = MeshBuilder::two_clusters("b").start().await?;
     let pay_a = apps::http("payments-a").await?;
-    let pay_b = apps::http("payments-b").await?;
-    let orders = apps::http("orders-a").await?;
-    let mut local = m
-        .sidecar("a", "default/payments", "http", pay_a.addr)
-        .await?;
-    let _remote = m
-        .sidecar("b", "default/payments", "http", pay_b.addr)
-        .await?;
-    let client = m
-        .sidecar("a", "default/orders", "http", orders.addr)
-        .await?;
-    m.sees("a", "default/payments", "b", 1, None).await?;
-    m.sees("a", "default/payments", "a", 1, None).await?;
+    // Both copies stay up as long as `two` lives.
+    let mut two = m.payments_here_and_in_b(pay_a.addr).await?;
+    let (client, local) = (&two.client, &mut two.local);
     for _ in 0..10 {
         let (_, _, body) = client.curl("payments.default.mesh", "/", &[])?;
         ensure!(

@@ -18,19 +18,9 @@ const T: Duration = Duration::from_secs(20);
 async fn an_idempotent_request_whose_instance_dies_is_sent_again_elsewhere() -> Result<()> {
     let m = MeshBuilder::two_clusters("b").start().await?;
     let (stalling, seen) = apps::http_stalling().await?;
-    let pay_b = apps::http("payments-b").await?;
-    let orders = apps::http("orders-a").await?;
-    let mut local = m
-        .sidecar("a", "default/payments", "http", stalling.addr)
-        .await?;
-    let _remote = m
-        .sidecar("b", "default/payments", "http", pay_b.addr)
-        .await?;
-    let client = m
-        .sidecar("a", "default/orders", "http", orders.addr)
-        .await?;
-    m.sees("a", "default/payments", "b", 1, None).await?;
-    m.sees("a", "default/payments", "a", 1, None).await?;
+    // Both copies stay up as long as `two` lives.
+    let mut two = m.payments_here_and_in_b(stalling.addr).await?;
+    let (client, local) = (&two.client, &mut two.local);
 
     // A GET and a POST go to the local instance (nearest first), whose app
     // holds them; then the instance dies with both in flight.
